@@ -1,0 +1,666 @@
+"""Reading and writing photos for saga-enhance.
+
+`read_image` turns a file into a `Photo`: RGB pixels (uint8 or uint16) with the
+EXIF orientation already applied, plus what is needed to write the result back
+faithfully (alpha, grayscale flag, bit depth, ICC profile, EXIF).
+`write_image` writes a `Photo` atomically, choosing the format from the suffix.
+
+What each format does
+---------------------
+========  ======================  ======================================================
+format    read                    write
+========  ======================  ======================================================
+PNG       8/16-bit, gray, RGB(A),  8/16-bit, gray, RGB(A), ICC + EXIF.
+          palette, APNG            16-bit gray+alpha is written as 16-bit RGBA
+                                   (OpenCV cannot encode 2-channel PNG).
+JPEG      8-bit gray/RGB/CMYK      8-bit gray/RGB, ICC + EXIF, quality (default 95).
+                                   Alpha is dropped, with a warning if it was not opaque.
+WebP      8-bit, alpha, animated   8-bit RGB(A) (no grayscale in WebP), ICC + EXIF,
+                                   lossy quality (default 90) or lossless.
+TIFF      8/16-bit, gray, RGB(A),  8/16-bit, gray, RGB(A), deflate-compressed, ICC.
+          CMYK, multi-page         EXIF is written for 8-bit only (tifffile, which writes
+                                   the 16-bit files, has no EXIF writer).
+BMP       8-bit                    8-bit gray/RGB, no metadata; alpha dropped like JPEG.
+HEIC/HEIF 8-bit (via pillow-heif;  not written: output_extension("same") gives .png
+          10/12-bit is reduced)
+AVIF      8-bit (Pillow >= 11.3    not written: output_extension("same") gives .png
+          or pillow-avif-plugin)
+GIF       first frame (read only)  not written
+========  ======================  ======================================================
+
+Decisions
+---------
+* 16-bit PNG is decoded with OpenCV and 16-bit TIFF with tifffile, because Pillow
+  silently reduces 16-bit RGB to 8 bits. Metadata still comes from Pillow / the TIFF tags.
+* Animated or multi-page images (GIF, APNG, animated WebP/AVIF, multi-page TIFF, HEIF
+  bursts): the first frame is read and `Photo.notes` says how many frames were dropped.
+  Written files are always single images.
+* Grayscale sources are handed to the enhancer as RGB (three equal channels) and
+  written back as grayscale (BT.601 luma) where the format has grayscale.
+* CMYK is converted to RGB (through its ICC profile when it has one) with a note; the
+  CMYK profile is not kept because it would be wrong for RGB pixels.
+* Problems while reading raise `ImageReadError`; problems while writing raise
+  `ImageWriteError`. Both print as one line: "<path>: <reason>". Information lost while
+  writing (alpha in JPEG) is reported with `warnings.warn(..., ImageIOWarning)`.
+* The pixel limit (`max_pixels`) is checked from the header before pixels are decoded.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import secrets
+import warnings
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+import tifffile
+from PIL import Image, ImageCms, UnidentifiedImageError, features
+
+try:  # HEIC/HEIF decoding; optional so the rest still works without it
+    import pillow_heif
+
+    pillow_heif.register_heif_opener()
+except ImportError:  # pragma: no cover - depends on the environment
+    pass
+
+if not features.check("avif"):  # Pillow >= 11.3 decodes AVIF itself; older ones need the plugin
+    try:
+        import pillow_avif  # noqa: F401  (importing it registers the AVIF plugin)
+    except ImportError:  # pragma: no cover - depends on the environment
+        pass
+
+
+SUPPORTED_EXTENSIONS: tuple[str, ...] = (
+    ".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp", ".heic", ".heif", ".avif",
+)
+WRITABLE_EXTENSIONS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp")
+DEFAULT_MAX_PIXELS = 200_000_000
+
+# Format name for each writable suffix, and what each format can hold.
+_WRITE_FORMAT = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP",
+                 ".tif": "TIFF", ".tiff": "TIFF", ".bmp": "BMP"}
+_HOLDS_16BIT = {"PNG", "TIFF"}
+_HOLDS_ALPHA = {"PNG", "WEBP", "TIFF"}
+_HOLDS_GRAY = {"PNG", "JPEG", "TIFF", "BMP"}
+_HOLDS_METADATA = {"PNG", "JPEG", "WEBP", "TIFF"}
+
+_OUTPUT_CHOICES = {"png": ".png", "jpg": ".jpg", "jpeg": ".jpg", "webp": ".webp",
+                   "tif": ".tif", "tiff": ".tif", "bmp": ".bmp"}
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_TIFF_SIGNATURES = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")  # classic and BigTIFF
+_ORIENTATION = 0x0112  # EXIF tag 274
+
+# TIFF files keep their layout tags (size, strips, compression, ...) in the same
+# directory as camera tags such as Make or DateTime. Those layout tags describe the
+# source file only, so they are removed before the EXIF is copied into another file.
+_TIFF_LAYOUT_TAGS = {
+    254, 255, 256, 257, 258, 259, 262, 263, 266, 273, 277, 278, 279, 284, 317, 320,
+    322, 323, 324, 325, 330, 338, 339, 340, 341, 347, 530, 531, 532,
+    700, 33723, 34377, 34675,  # XMP, IPTC, Photoshop and ICC travel separately, or not at all
+}
+
+
+class ImageReadError(Exception):
+    """A file could not be read as an image. str() is one line: '<path>: <reason>'."""
+
+    def __init__(self, path, reason: str):
+        self.path = Path(path)
+        self.reason = _one_line(reason)
+        super().__init__(f"{path}: {self.reason}")
+
+
+class ImageWriteError(Exception):
+    """An image could not be written. str() is one line: '<path>: <reason>'."""
+
+    def __init__(self, path, reason: str):
+        self.path = Path(path)
+        self.reason = _one_line(reason)
+        super().__init__(f"{path}: {self.reason}")
+
+
+class ImageIOWarning(UserWarning):
+    """Something was lost while writing (for example alpha in a JPEG)."""
+
+
+@dataclass
+class Photo:
+    pixels: np.ndarray          # H x W x 3, uint8 or uint16, RGB, EXIF orientation already applied
+    alpha: np.ndarray | None    # H x W, same dtype as pixels, or None
+    grayscale: bool             # source was single-channel: write back as grayscale
+    bit_depth: int              # 8 or 16
+    format: str                 # source format name, e.g. "PNG", "JPEG", "HEIF"
+    icc_profile: bytes | None
+    exif: bytes | None          # with orientation reset to 1 (it was applied to pixels)
+    notes: list[str] = field(default_factory=list)  # human-readable warnings
+
+    @property
+    def megapixels(self) -> float:
+        height, width = self.pixels.shape[:2]
+        return height * width / 1_000_000
+
+
+# --------------------------------------------------------------------------- paths
+
+def is_image_path(path) -> bool:
+    """True for a file name this tool reads. Hidden files (name starting with '.')
+    never count: that skips our own temporary files and macOS '._name.jpg' litter."""
+    path = Path(path)
+    return not path.name.startswith(".") and path.suffix.lower() in SUPPORTED_EXTENSIONS
+
+
+def output_extension(input_path, ext: str) -> str:
+    """The suffix to write for `input_path`, e.g. ".png".
+
+    `ext` is "same", "png", "jpg", "webp", "tif" (also "jpeg", "tiff", "bmp").
+    "same" keeps the input's suffix, spelled as the input spells it (".JPG" stays
+    ".JPG"), when we can write that format; HEIC, HEIF, AVIF and anything else we
+    cannot write become ".png", which is lossless and keeps alpha, ICC and EXIF.
+    """
+    choice = ext.lower().lstrip(".")
+    if choice == "same":
+        suffix = Path(input_path).suffix
+        return suffix if suffix.lower() in WRITABLE_EXTENSIONS else ".png"
+    if choice not in _OUTPUT_CHOICES:
+        raise ValueError(f"unknown output format {ext!r}: use same, png, jpg, webp or tif")
+    return _OUTPUT_CHOICES[choice]
+
+
+# --------------------------------------------------------------------------- reading
+
+def read_image(path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Photo:
+    """Read an image file into a `Photo`; raise `ImageReadError` if that is not possible."""
+    path = Path(path)
+    head = _read_head(path)
+    if head.startswith(_TIFF_SIGNATURES):
+        photo = _read_16bit_tiff(path, max_pixels)
+        if photo is not None:
+            return photo
+    return _read_with_pillow(path, head, max_pixels)
+
+
+def _read_head(path: Path) -> bytes:
+    """First bytes of the file; refuses missing, empty and non-regular files."""
+    try:
+        size = path.stat().st_size
+        if path.is_dir():
+            raise ImageReadError(path, "is a folder, not an image file")
+        if size == 0:
+            raise ImageReadError(path, "empty file (0 bytes)")
+        with open(path, "rb") as f:
+            return f.read(32)
+    except FileNotFoundError:
+        raise ImageReadError(path, "file not found") from None
+    except OSError as err:
+        raise ImageReadError(path, f"cannot open file ({err.strerror or err})") from None
+
+
+def _read_with_pillow(path: Path, head: bytes, max_pixels: int) -> Photo:
+    _raise_pillow_pixel_limit(max_pixels)
+    try:
+        with warnings.catch_warnings():
+            # Pillow only warns about sizes above our own limit, which we refuse below.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(path)
+    except Image.DecompressionBombError:
+        raise ImageReadError(path, _too_large(None, None, max_pixels)) from None
+    except UnidentifiedImageError:
+        raise ImageReadError(path, _unidentified_reason(path, head)) from None
+    except OSError as err:
+        if err.errno is not None:  # the file system refused (permissions, I/O error)
+            raise ImageReadError(path, f"cannot open file ({err.strerror})") from None
+        # Some decoders (WebP, HEIF) start decoding at open and fail there on bad data.
+        raise ImageReadError(path, f"truncated or corrupt image data ({err})") from None
+
+    with image:
+        width, height = image.size
+        if width * height > max_pixels:
+            raise ImageReadError(path, _too_large(width, height, max_pixels))
+
+        # MPO is a JPEG with extra preview/depth images: not frames worth mentioning.
+        source_format = "JPEG" if image.format == "MPO" else image.format
+        notes = []
+        try:
+            frames = getattr(image, "n_frames", 1) if image.format != "MPO" else 1
+            if frames > 1:
+                notes.append(f"{frames} frames/pages: only the first was read, the others were dropped")
+            icc = image.info.get("icc_profile") or None
+            # Done while the file is open: TIFF EXIF is read lazily from the file.
+            exif, orientation = _exif_and_orientation(_exif_or_none(image, notes))
+
+            if source_format == "PNG" and head[24] == 16:
+                # 16-bit PNG: Pillow would reduce RGB to 8 bits, OpenCV keeps all 16.
+                # IHDR colour type (byte 25) 0 or 4 means grayscale (without/with alpha).
+                color, alpha = _decode_16bit_png(path)
+                gray = head[25] in (0, 4)
+                if gray and color.ndim == 3:
+                    color = color[..., 0]
+            else:
+                image.load()
+                color, alpha, gray, icc = _pillow_to_arrays(path, image, icc, notes)
+        except ImageReadError:
+            raise
+        except Image.DecompressionBombError:
+            raise ImageReadError(path, _too_large(None, None, max_pixels)) from None
+        except Exception as err:  # Pillow raises OSError, SyntaxError, ValueError, ... for bad data
+            raise ImageReadError(path, f"truncated or corrupt image data ({err})") from None
+
+    return _make_photo(color, alpha, gray, source_format, icc, exif, orientation, notes)
+
+
+def _pillow_to_arrays(path, image, icc, notes):
+    """(color, alpha, grayscale, icc) from a loaded Pillow image of any mode."""
+    mode = image.mode
+    if mode == "1":
+        image, mode = image.convert("L"), "L"
+    elif mode in ("P", "PA"):
+        # Palette images become RGB, or RGBA when the palette has transparency.
+        mode = "RGBA" if image.has_transparency_data else "RGB"
+        image = image.convert(mode)
+    elif mode in ("RGBa", "La"):  # premultiplied alpha: undo it
+        mode = mode.replace("a", "A")
+        image = image.convert(mode)
+    elif mode == "CMYK":
+        image, mode = _cmyk_to_rgb(image, icc, notes), "RGB"
+        icc = None  # a CMYK profile would be wrong for the RGB pixels
+    elif mode.startswith("I;16"):  # 16-bit grayscale from a format other than PNG/TIFF
+        return np.array(image).astype(np.uint16), None, True, icc
+    elif mode in ("I", "F"):
+        raise ImageReadError(path, f"unsupported pixel format ({mode}: 32-bit)")
+    elif mode not in ("L", "LA", "RGB", "RGBA"):  # YCbCr, LAB, HSV, RGBX, ...
+        image, mode = image.convert("RGB"), "RGB"
+
+    array = np.array(image)
+    if mode == "L":
+        return array, None, True, icc
+    if mode == "LA":
+        return array[..., 0], array[..., 1], True, icc
+    if mode == "RGBA":
+        return array[..., :3], array[..., 3], False, icc
+    return array, None, False, icc
+
+
+def _cmyk_to_rgb(image, icc, notes):
+    if icc:
+        try:
+            source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+            srgb = ImageCms.createProfile("sRGB")
+            rgb = ImageCms.profileToProfile(image, source, srgb, outputMode="RGB")
+            notes.append("CMYK image converted to RGB using its ICC profile")
+            return rgb
+        except (ImageCms.PyCMSError, OSError):
+            pass  # broken profile: fall back to the plain formula below
+    notes.append("CMYK image converted to RGB without a colour profile; colours are approximate")
+    return image.convert("RGB")
+
+
+def _decode_16bit_png(path: Path):
+    """(color, alpha) from a 16-bit PNG via OpenCV. np.fromfile keeps non-ASCII paths
+    working (cv2.imread does not on every platform)."""
+    data = cv2.imdecode(np.fromfile(path, np.uint8), cv2.IMREAD_UNCHANGED)
+    if data is None:
+        raise ImageReadError(path, "truncated or corrupt image data")
+    if data.ndim == 2:
+        return data, None
+    # OpenCV returns BGR(A); we want RGB.
+    color = data[..., 2::-1]
+    alpha = data[..., 3] if data.shape[2] == 4 else None
+    return color, alpha
+
+
+def _read_16bit_tiff(path: Path, max_pixels: int) -> Photo | None:
+    """Read a 16-bit TIFF with tifffile (Pillow reduces 16-bit RGB to 8 bits).
+    Returns None for other TIFFs, which Pillow reads well."""
+    try:
+        tif = tifffile.TiffFile(path)
+    except Exception:
+        return None  # not parseable here; let Pillow try and report the problem
+    with tif:
+        page = tif.pages[0]
+        if page.bitspersample != 16:
+            return None
+        if page.imagewidth * page.imagelength > max_pixels:
+            raise ImageReadError(path, _too_large(page.imagewidth, page.imagelength, max_pixels))
+        if page.sampleformat != tifffile.SAMPLEFORMAT.UINT:
+            raise ImageReadError(path, "unsupported pixel format (16-bit floating point TIFF)")
+        photometric = page.photometric
+        if photometric not in (tifffile.PHOTOMETRIC.MINISBLACK, tifffile.PHOTOMETRIC.MINISWHITE,
+                               tifffile.PHOTOMETRIC.RGB):
+            raise ImageReadError(path, f"unsupported 16-bit TIFF colour type ({photometric.name})")
+        notes = []
+        if len(tif.pages) > 1:
+            notes.append(f"{len(tif.pages)} frames/pages: only the first was read, the others were dropped")
+        try:
+            data = _decode_tiff_page(path, page)
+        except ImageReadError:
+            raise
+        except Exception as err:
+            raise ImageReadError(path, f"truncated or corrupt image data ({err})") from None
+        icc = page.tags.valueof(34675)  # InterColorProfile
+        samples = page.samplesperpixel
+        extra_is_alpha = bool(page.extrasamples) and page.extrasamples[0] in (1, 2)  # (un)associated alpha
+
+    if photometric == tifffile.PHOTOMETRIC.MINISWHITE:
+        data = 65535 - data
+    gray = photometric != tifffile.PHOTOMETRIC.RGB
+    if data.ndim == 2:
+        color, alpha = data, None
+    else:
+        color_samples = 1 if gray else 3
+        color = data[..., 0] if gray else data[..., :3]
+        alpha = data[..., color_samples] if extra_is_alpha and samples > color_samples else None
+
+    exif, orientation = None, 1
+    with open(path, "rb") as f:  # Pillow can parse the first TIFF directory as EXIF
+        try:
+            tags = Image.Exif()
+            tags.load_from_fp(f)
+            exif, orientation = _exif_and_orientation(tags)
+        except Exception:
+            notes.append("EXIF data could not be read and was dropped")
+    return _make_photo(color, alpha, gray, "TIFF", bytes(icc) if icc else None, exif, orientation, notes)
+
+
+def _decode_tiff_page(path: Path, page):
+    """Pixels of one 16-bit TIFF page as H x W or H x W x samples.
+
+    tifffile handles every layout but, without the optional imagecodecs package, only
+    some compressions (none, deflate, packbits, ...). OpenCV's libtiff handles every
+    compression (LZW is common) but misreads planar and gray+alpha files. So: tifffile
+    when it can, OpenCV for the simple layouts it reads right, otherwise a clear error.
+    """
+    if page.compression in tifffile.TIFF.DECOMPRESSORS:
+        data = page.asarray()
+        if page.planarconfig == tifffile.PLANARCONFIG.SEPARATE and data.ndim == 3:
+            data = np.moveaxis(data, 0, -1)  # samples, H, W -> H, W, samples
+        return np.asarray(data, dtype=np.uint16)  # native byte order
+    if page.planarconfig == tifffile.PLANARCONFIG.CONTIG and page.samplesperpixel in (1, 3, 4):
+        data = cv2.imdecode(np.fromfile(path, np.uint8), cv2.IMREAD_UNCHANGED)
+        if data is None:
+            raise ImageReadError(path, "truncated or corrupt image data")
+        if data.ndim == 3:  # BGR(A) -> RGB(A)
+            data = np.concatenate([data[..., 2::-1], data[..., 3:]], axis=2)
+        return data
+    raise ImageReadError(path, f"16-bit TIFF with {page.compression.name} compression in this layout "
+                               "needs the 'imagecodecs' package")
+
+
+def _make_photo(color, alpha, gray, source_format, icc, exif, orientation, notes) -> Photo:
+    """Apply the EXIF orientation, expand grayscale to RGB and package a Photo."""
+    color = _apply_orientation(color, orientation)
+    if alpha is not None:
+        alpha = _apply_orientation(alpha, orientation)
+    if gray:
+        color = np.repeat(color[..., np.newaxis], 3, axis=2)
+    return Photo(
+        pixels=np.ascontiguousarray(color),
+        alpha=None if alpha is None else np.ascontiguousarray(alpha),
+        grayscale=gray,
+        bit_depth=16 if color.dtype == np.uint16 else 8,
+        format=source_format,
+        icc_profile=icc,
+        exif=exif,
+        notes=notes,
+    )
+
+
+def _apply_orientation(array: np.ndarray, orientation) -> np.ndarray:
+    """Turn stored pixels upright, as EXIF orientation 1..8 asks (same as PIL.ImageOps.exif_transpose)."""
+    transforms = {
+        2: lambda a: a[:, ::-1],                 # mirrored left-right
+        3: lambda a: a[::-1, ::-1],              # upside down
+        4: lambda a: a[::-1],                    # mirrored top-bottom
+        5: lambda a: a.swapaxes(0, 1),           # transposed
+        6: lambda a: np.rot90(a, -1),            # needs 90 degrees clockwise
+        7: lambda a: np.rot90(a, -1)[::-1],      # transverse
+        8: lambda a: np.rot90(a, 1),             # needs 90 degrees counter-clockwise
+    }
+    transform = transforms.get(orientation)
+    return transform(array) if transform else array
+
+
+def _exif_or_none(image, notes):
+    """The image's EXIF as a Pillow Exif object, or None when it has none."""
+    try:
+        exif = image.getexif()
+    except Exception:  # malformed EXIF must not make the photo unreadable
+        notes.append("EXIF data could not be read and was dropped")
+        return None
+    return exif if len(exif) else None
+
+
+def _exif_and_orientation(exif) -> tuple[bytes | None, int]:
+    """(EXIF bytes ready for writing, the orientation they had) from a Pillow Exif or None."""
+    if exif is None:
+        return None, 1
+    orientation = exif.get(_ORIENTATION, 1)
+    return _clean_exif(exif), orientation
+
+
+def _clean_exif(exif) -> bytes | None:
+    """EXIF bytes for writing: orientation 1 (pixels are upright now), no TIFF layout tags."""
+    for tag in _TIFF_LAYOUT_TAGS & set(exif.keys()):
+        del exif[tag]
+    if _ORIENTATION in exif:
+        exif[_ORIENTATION] = 1
+    if not len(exif):
+        return None
+    try:
+        return exif.tobytes()
+    except Exception:  # unusual tag values Pillow cannot serialise: drop EXIF, keep the photo
+        return None
+
+
+def _raise_pillow_pixel_limit(max_pixels: int) -> None:
+    """Pillow has its own global decompression-bomb limit (about 89 Mpx warns, 179 Mpx
+    refuses), lower than our default. Our `max_pixels` check is the guard that counts, so
+    Pillow's limit is raised to it (never lowered), and whatever Pillow still refuses is
+    reported with our message."""
+    if Image.MAX_IMAGE_PIXELS is not None and Image.MAX_IMAGE_PIXELS < max_pixels:
+        Image.MAX_IMAGE_PIXELS = max_pixels
+
+
+def _too_large(width, height, max_pixels) -> str:
+    size = f"{width}x{height} = {width * height:,} pixels" if width else "image"
+    return f"{size} is above the limit of {max_pixels:,} pixels (decompression-bomb guard; see max_pixels)"
+
+
+def _unidentified_reason(path: Path, head: bytes) -> str:
+    """Why Pillow did not recognise the file, as helpfully as the first bytes allow."""
+    known = (_PNG_SIGNATURE, b"\xff\xd8\xff", b"GIF8", b"BM") + _TIFF_SIGNATURES
+    if head.startswith(known) or (head[:4] == b"RIFF" and head[8:12] == b"WEBP"):
+        return "truncated or corrupt image data (header unreadable)"
+    if head[4:8] == b"ftyp" and path.suffix.lower() not in Image.registered_extensions():
+        return f"no decoder for {path.suffix} files is installed (pillow-heif / pillow-avif-plugin)"
+    return "not an image file, or an unsupported image format"
+
+
+def _one_line(text) -> str:
+    return " ".join(str(text).split())
+
+
+# --------------------------------------------------------------------------- writing
+
+def write_image(path, photo: Photo, *, jpeg_quality: int = 95, webp_quality: int = 90,
+                webp_lossless: bool = False, overwrite: bool = False) -> Path:
+    """Write `photo` to `path`; the suffix picks the format. Returns the path written.
+
+    The file keeps the photo's bit depth where the format can (PNG/TIFF hold 16 bits,
+    JPEG/WebP/BMP get 8), its grayscale-ness, alpha, ICC profile and EXIF (see the table
+    in the module docstring). The write is atomic: a hidden temporary file in the same
+    folder is renamed onto `path` only when complete, so a crash never leaves half a file.
+    Raises ImageWriteError if `path` exists and `overwrite` is False, or on any failure.
+    """
+    path = Path(path)
+    fmt = _WRITE_FORMAT.get(path.suffix.lower())
+    if fmt is None:
+        raise ImageWriteError(path, f"cannot write '{path.suffix}' files (use .png, .jpg, .webp, .tif or .bmp)")
+    if path.exists() and not overwrite:
+        raise ImageWriteError(path, "already exists (pass overwrite=True to replace it)")
+    if not path.parent.is_dir():
+        raise ImageWriteError(path, f"folder {path.parent} does not exist")
+
+    pixels, alpha, icc, exif = _prepare_for_format(path, photo, fmt)
+
+    # Hidden name so batch runs skip it; the real suffix at the end for tools that look.
+    temp = path.with_name(f".{path.stem}.{secrets.token_hex(4)}.tmp{path.suffix}")
+    try:
+        file = open(temp, "xb")
+    except OSError as err:
+        raise ImageWriteError(path, f"cannot create a file in {path.parent} ({err.strerror or err})") from None
+    try:
+        with file:
+            if pixels.dtype == np.uint16 and fmt == "PNG":
+                file.write(_encode_16bit_png(pixels, alpha, icc, exif))
+            elif pixels.dtype == np.uint16:
+                _write_16bit_tiff(file, pixels, alpha, icc)
+            else:
+                _save_with_pillow(file, fmt, pixels, alpha, icc, exif,
+                                  jpeg_quality=jpeg_quality, webp_quality=webp_quality,
+                                  webp_lossless=webp_lossless)
+            file.flush()
+            os.fsync(file.fileno())  # data on disk before the rename makes it visible
+        os.replace(temp, path)
+    except BaseException as err:  # includes KeyboardInterrupt: never leave the temp file behind
+        temp.unlink(missing_ok=True)
+        if isinstance(err, Exception):
+            raise ImageWriteError(path, f"could not write {fmt} file ({err})") from err
+        raise
+    return path
+
+
+def _prepare_for_format(path: Path, photo: Photo, fmt: str):
+    """Pixels (H x W x 3 RGB or H x W gray), alpha, ICC and EXIF as this format can hold them."""
+    pixels = np.asarray(photo.pixels)
+    if pixels.ndim != 3 or pixels.shape[2] != 3:
+        raise ImageWriteError(path, f"pixels must be H x W x 3 (RGB), got shape {pixels.shape}")
+    dtype = np.uint16 if photo.bit_depth == 16 and fmt in _HOLDS_16BIT else np.uint8
+    pixels = _to_dtype(path, pixels, dtype)
+
+    alpha = photo.alpha
+    if alpha is not None:
+        alpha = _to_dtype(path, np.asarray(alpha), dtype)
+        if alpha.shape != pixels.shape[:2]:
+            raise ImageWriteError(path, f"alpha is {alpha.shape}, pixels are {pixels.shape[:2]}")
+        if fmt not in _HOLDS_ALPHA:
+            if (alpha < np.iinfo(dtype).max).any():  # only warn when transparency is really lost
+                warnings.warn(f"{path}: {fmt} cannot store transparency; the alpha channel was dropped",
+                              ImageIOWarning, stacklevel=3)
+            alpha = None
+
+    gray = photo.grayscale and fmt in _HOLDS_GRAY
+    if gray:
+        pixels = _luma(pixels)
+
+    icc = exif = None
+    if fmt in _HOLDS_METADATA:
+        icc = photo.icc_profile if _icc_fits(photo.icc_profile, gray) else None
+        exif = _exif_for_writing(photo.exif)
+    return pixels, alpha, icc, exif
+
+
+def _to_dtype(path, array: np.ndarray, dtype) -> np.ndarray:
+    """Convert between uint8 and uint16 (65535 <-> 255), or from floats in 0..1."""
+    if array.dtype == dtype:
+        return array
+    top = np.iinfo(dtype).max
+    if array.dtype == np.uint16 and dtype == np.uint8:
+        return ((array.astype(np.uint32) + 128) // 257).astype(np.uint8)  # round(v / 257)
+    if array.dtype == np.uint8 and dtype == np.uint16:
+        return array.astype(np.uint16) * 257
+    if np.issubdtype(array.dtype, np.floating):
+        return np.rint(np.clip(array, 0.0, 1.0) * top).astype(dtype)
+    raise ImageWriteError(path, f"pixels must be uint8, uint16 or float in 0..1, got {array.dtype}")
+
+
+def _luma(rgb: np.ndarray) -> np.ndarray:
+    """Grayscale by BT.601 weights (as Pillow's convert("L")); equal channels come back unchanged."""
+    weights = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    gray = np.rint(rgb @ weights)
+    return np.clip(gray, 0, np.iinfo(rgb.dtype).max).astype(rgb.dtype)
+
+
+def _icc_fits(icc: bytes | None, gray: bool) -> bool:
+    """An ICC profile describes one colour space (bytes 16-19 of its header); embedding a
+    gray profile in RGB pixels, or the reverse, makes viewers show wrong colours."""
+    if not icc or len(icc) < 20:
+        return False
+    return icc[16:20] == (b"GRAY" if gray else b"RGB ")
+
+
+def _exif_for_writing(exif: bytes | None) -> bytes | None:
+    """The photo's EXIF with orientation 1, since the pixels are already upright."""
+    if not exif:
+        return None
+    try:
+        tags = Image.Exif()
+        tags.load(exif)
+        return _clean_exif(tags)
+    except Exception:
+        return None  # unparseable EXIF is dropped rather than copied blindly
+
+
+def _save_with_pillow(file, fmt, pixels, alpha, icc, exif, *, jpeg_quality, webp_quality, webp_lossless):
+    image = Image.fromarray(pixels)  # "L" or "RGB"
+    if alpha is not None:
+        image.putalpha(Image.fromarray(alpha))  # -> "LA" or "RGBA"
+    options = {}
+    if icc:
+        options["icc_profile"] = icc
+    if exif:
+        options["exif"] = exif
+    if fmt == "JPEG":
+        options["quality"] = jpeg_quality
+    elif fmt == "WEBP":
+        # exact: keep the colour under fully transparent pixels, as alpha passes through untouched
+        options.update(quality=webp_quality, lossless=webp_lossless, exact=True)
+    elif fmt == "TIFF":
+        options["compression"] = "tiff_adobe_deflate"
+    image.save(file, format=fmt, **options)
+
+
+def _encode_16bit_png(pixels, alpha, icc, exif) -> bytes:
+    """16-bit PNG via OpenCV (Pillow cannot write 16-bit RGB), with ICC and EXIF chunks
+    added by hand because OpenCV does not write them."""
+    if pixels.ndim == 2 and alpha is not None:
+        pixels = np.repeat(pixels[..., np.newaxis], 3, axis=2)  # OpenCV has no 2-channel PNG
+    if pixels.ndim == 3:
+        pixels = pixels[..., ::-1]  # RGB -> BGR for OpenCV
+    if alpha is not None:
+        pixels = np.dstack([pixels, alpha])
+    ok, encoded = cv2.imencode(".png", np.ascontiguousarray(pixels))
+    if not ok:
+        raise RuntimeError("OpenCV could not encode the image")
+    png = encoded.tobytes()
+
+    extra = b""
+    if icc:  # iCCP: profile name, NUL, compression method 0 (zlib), compressed profile
+        extra += _png_chunk(b"iCCP", b"ICC Profile\x00\x00" + zlib.compress(icc))
+    if exif:  # eXIf holds the TIFF-structured data without the JPEG-style "Exif\0\0" prefix
+        extra += _png_chunk(b"eXIf", exif.removeprefix(b"Exif\x00\x00"))
+    # Both chunks must come before the image data; right after IHDR (which ends at byte 33) is safe.
+    assert png[12:16] == b"IHDR"
+    return png[:33] + extra + png[33:]
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    crc = zlib.crc32(kind + data)
+    return len(data).to_bytes(4, "big") + kind + data + crc.to_bytes(4, "big")
+
+
+def _write_16bit_tiff(file, pixels, alpha, icc) -> None:
+    """16-bit TIFF via tifffile (Pillow cannot write 16-bit RGB). Deflate with the
+    horizontal predictor compresses photos well and needs no extra codec package."""
+    data = pixels if alpha is None else np.dstack([pixels, alpha])
+    tifffile.imwrite(
+        file, data,
+        photometric="minisblack" if pixels.ndim == 2 else "rgb",
+        extrasamples=["unassalpha"] if alpha is not None else None,
+        compression="zlib", predictor=True,
+        iccprofile=icc,
+        metadata=None,  # no tifffile JSON description tag
+    )

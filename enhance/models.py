@@ -1,0 +1,61 @@
+"""The registry of named models: one `create_model(name)` over named configurations (timm-style).
+
+Each entry names a network configuration and, once trained, its shipped weights file in
+`weights/` with the file's sha256; `enhance.weights.load_model` checks the file against it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Optional
+
+from .network import SAGAUNet, UNetConfig
+
+DEFAULT_MODEL = "saga-s"
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    name: str
+    config: UNetConfig
+    description: str
+    weights: Optional[str] = None  # file name under weights/, None until trained
+    sha256: Optional[str] = None  # of that file; load_model refuses a file that differs
+
+
+MODELS: dict[str, ModelEntry] = {
+    entry.name: entry
+    for entry in (
+        ModelEntry(
+            "saga-s",
+            UNetConfig(widths=(16, 32, 64, 96), encoder_blocks=(1, 1, 1), middle_blocks=1, decoder_blocks=(1, 1, 1)),
+            "CPU-friendly default: 4 levels, 7 SAGA blocks",
+        ),
+        ModelEntry(
+            "saga-l",
+            UNetConfig(widths=(24, 48, 96, 144), encoder_blocks=(1, 1, 1), middle_blocks=2,
+                       decoder_blocks=(1, 1, 1), head_dim=24),
+            "quality model: 4 levels, 8 SAGA blocks, sized like Retinexformer (1.61 M)",
+        ),
+    )
+}
+
+
+def list_models() -> list[str]:
+    """Names of the registered models, default first."""
+    return sorted(MODELS, key=lambda name: (name != DEFAULT_MODEL, name))
+
+
+def get_entry(name: str) -> ModelEntry:
+    if name not in MODELS:
+        raise KeyError(f"unknown model {name!r}; known models: {', '.join(list_models())}")
+    return MODELS[name]
+
+
+def create_model(name: str = DEFAULT_MODEL, **overrides) -> SAGAUNet:
+    """An untrained network of a registered configuration; keyword arguments override its fields.
+
+    >>> create_model("saga-s", attention="linear").config.attention
+    'linear'
+    """
+    return SAGAUNet(replace(get_entry(name).config, **overrides))

@@ -1,0 +1,162 @@
+"""SAGA-UNet: the U-shaped restoration network, self-contained in this file.
+
+Encoder levels at full, 1/2, 1/4 ... resolution with transformer blocks (attention + gated
+feed-forward), a middle stage at the coarsest level, and a decoder that mirrors the encoder with
+skip connections. The network predicts a residual added to the input image.
+
+Capabilities (what a caller may rely on) are declared once, in `SAGAUNet.capabilities`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .attention import ATTENTION_TYPES, SAGAttention, make_attention
+
+
+@dataclass(frozen=True)
+class UNetConfig:
+    """Hyper-parameters of one SAGA-UNet. widths[i] is the channel count at level i (1/2^i scale)."""
+
+    widths: tuple[int, ...] = (16, 32, 64)
+    encoder_blocks: tuple[int, ...] = (1, 1)  # one entry per level except the coarsest
+    middle_blocks: int = 2  # at the coarsest level
+    decoder_blocks: tuple[int, ...] = (1, 1)  # same levels as the encoder, listed fine to coarse
+    head_dim: int = 16
+    ffn_expansion: float = 2.0
+    attention: str = "saga"
+
+    def __post_init__(self):
+        levels = len(self.widths)
+        if len(self.encoder_blocks) != levels - 1 or len(self.decoder_blocks) != levels - 1:
+            raise ValueError("encoder_blocks and decoder_blocks need one entry per level but the coarsest")
+        if any(w % self.head_dim for w in self.widths):
+            raise ValueError(f"every width in {self.widths} must be a multiple of head_dim {self.head_dim}")
+        if self.attention not in ATTENTION_TYPES:
+            raise ValueError(f"unknown attention {self.attention!r}; choose one of {', '.join(ATTENTION_TYPES)}")
+
+    def to_dict(self) -> dict:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "UNetConfig":
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+
+
+class LayerNorm2d(nn.Module):
+    """LayerNorm over channels at each pixel (per-pixel, so it never couples tiles)."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.norm = nn.LayerNorm(dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.norm(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+
+
+class GatedFeedForward(nn.Module):
+    """Restormer's gated feed-forward: a GELU branch gates a linear branch, with a 3x3 depthwise conv."""
+
+    def __init__(self, dim: int, expansion: float):
+        super().__init__()
+        hidden = int(dim * expansion)
+        self.expand = nn.Conv2d(dim, hidden * 2, 1)
+        self.dw = nn.Conv2d(hidden * 2, hidden * 2, 3, padding=1, groups=hidden * 2)
+        self.shrink = nn.Conv2d(hidden, dim, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        gate, value = self.dw(self.expand(x)).chunk(2, dim=1)
+        return self.shrink(F.gelu(gate) * value)
+
+
+class TransformerBlock(nn.Module):
+    def __init__(self, dim: int, heads: int, expansion: float, attention: str, level: int):
+        super().__init__()
+        self.norm1, self.norm2 = LayerNorm2d(dim), LayerNorm2d(dim)
+        self.attn = make_attention(attention, dim, heads, level)
+        self.ffn = GatedFeedForward(dim, expansion)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.attn(self.norm1(x))
+        return x + self.ffn(self.norm2(x))
+
+
+def _stage(cfg: UNetConfig, level: int, count: int) -> nn.Sequential:
+    width = cfg.widths[level]
+    return nn.Sequential(*(TransformerBlock(width, width // cfg.head_dim, cfg.ffn_expansion, cfg.attention, level)
+                           for _ in range(count)))
+
+
+class Downsample(nn.Sequential):
+    """Halve the resolution, double the channels (conv to c/2, then 2x2 pixel-unshuffle)."""
+
+    def __init__(self, dim_in: int, dim_out: int):
+        super().__init__(nn.Conv2d(dim_in, dim_out // 4, 3, padding=1), nn.PixelUnshuffle(2))
+
+
+class Upsample(nn.Sequential):
+    """Double the resolution (conv to 4c', then 2x2 pixel-shuffle)."""
+
+    def __init__(self, dim_in: int, dim_out: int):
+        super().__init__(nn.Conv2d(dim_in, dim_out * 4, 3, padding=1), nn.PixelShuffle(2))
+
+
+class SAGAUNet(nn.Module):
+    """Low-light enhancement network: (B, 3, H, W) in [0, 1] -> (B, 3, H, W).
+
+    In eval mode the output is clamped to [0, 1]; in training it is left unclamped so that the
+    loss still has a gradient where the prediction overshoots.
+    """
+
+    def __init__(self, config: UNetConfig = UNetConfig()):
+        super().__init__()
+        self.config = cfg = config
+        levels = len(cfg.widths)
+        self.multiple_of = 2 ** (levels - 1)
+        self.embed = nn.Conv2d(3, cfg.widths[0], 3, padding=1)
+        self.encoders = nn.ModuleList(_stage(cfg, i, n) for i, n in enumerate(cfg.encoder_blocks))
+        self.downs = nn.ModuleList(Downsample(cfg.widths[i], cfg.widths[i + 1]) for i in range(levels - 1))
+        self.middle = _stage(cfg, levels - 1, cfg.middle_blocks)
+        self.ups = nn.ModuleList(Upsample(cfg.widths[i + 1], cfg.widths[i]) for i in range(levels - 1))
+        self.fuses = nn.ModuleList(nn.Conv2d(cfg.widths[i] * 2, cfg.widths[i], 1) for i in range(levels - 1))
+        self.decoders = nn.ModuleList(_stage(cfg, i, n) for i, n in enumerate(cfg.decoder_blocks))
+        self.to_rgb = nn.Conv2d(cfg.widths[0], 3, 3, padding=1)
+
+    @property
+    def capabilities(self) -> dict:
+        """What callers may rely on: spandrel-style, declared in one place."""
+        return {
+            "multiple_of": self.multiple_of,  # inputs are padded to this internally
+            "exact_tiling": self.config.attention in ("saga", "linear"),  # global state is a sum over pixels
+            "precisions": ("fp32", "bf16", "fp16"),  # attention state is kept in fp32 under autocast
+            "scale": 1,
+        }
+
+    def saga_layers(self) -> list[SAGAttention]:
+        """The global-state attention layers, in the order a forward pass reaches them."""
+        return [m for m in self.modules() if isinstance(m, SAGAttention)]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        pad_h, pad_w = (-h) % self.multiple_of, (-w) % self.multiple_of
+        # Replicate (not reflect) padding: reflect fails on inputs smaller than the pad.
+        inp = F.pad(x, (0, pad_w, 0, pad_h), mode="replicate") if pad_h or pad_w else x
+        feat = self.embed(inp)
+        skips = []
+        for encoder, down in zip(self.encoders, self.downs):
+            feat = encoder(feat)
+            skips.append(feat)
+            feat = down(feat)
+        feat = self.middle(feat)
+        for i in reversed(range(len(self.decoders))):
+            feat = self.ups[i](feat)
+            feat = self.decoders[i](self.fuses[i](torch.cat([feat, skips[i]], dim=1)))
+        # The last conv and the residual sum run in fp32: in bf16 the output's step near 1.0 is
+        # 1/128, coarser than the 8-bit step the photo is saved with.
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            out = (inp.float() + self.to_rgb(feat.float()))[..., :h, :w]
+        return out if self.training else out.clamp(0.0, 1.0)

@@ -1,0 +1,323 @@
+"""Find paired low-light / ground-truth images in benchmark folders.
+
+Recognised layouts (folder names are matched case-insensitively); the name in quotes is what
+:attr:`PairSet.layout` reports:
+
+- "LOL-v1 (<folder>)": a folder holding ``low/`` and ``high/``, e.g. ``LOLdataset/eval15``,
+  ``LOLdataset/our485`` or ``../shared/datasets/LOL-v1-train``.
+- "LOL-v1 (eval15; ...)": the LOL-v1 root, holding ``eval15/`` and/or ``our485/``.
+- "LOL-v2-real (Test)" / "LOL-v2-synthetic (Test)": a split folder holding ``Low/`` and
+  ``Normal/``, e.g. ``LOL-v2/Real_captured/Test``; the category folder
+  (``LOL-v2/Real_captured``, holding ``Train/`` and ``Test/``); or the LOL-v2 root when it
+  holds only one of ``Real_captured/`` and ``Synthetic/``.
+- "Retinexformer-style (Test)": Retinexformer's copy of LOL-v1, a folder holding ``input/``
+  (low light) and ``target/`` (ground truth), or its parent holding ``Train/`` and ``Test/``.
+- "explicit folders": any two folders given as ``low_dir`` and ``high_dir``.
+- "unpaired (no ground truth)": :func:`find_unpaired`, every image in one folder.
+
+Choices made here, so that a benchmark number always means the same thing:
+
+- When a folder holds both a training and a test split, the **test split is used** and the
+  layout name says so ("...; test split chosen, our485/ also present"). Point at the training
+  split's folder to evaluate that instead.
+- A LOL-v2 root holding both ``Real_captured/`` and ``Synthetic/`` is an error: they are two
+  separate benchmarks and are reported separately, so the user must point at one.
+- Pairs are matched by file name without extension, never by listing order. LOL-v2 names its
+  files ``low00001.png`` / ``normal00001.png``; a leading ``low`` / ``normal`` followed by a
+  number is ignored when matching (so ``lowtide.png`` keeps its name).
+- Nothing is skipped silently: images without a partner and pairs whose pixel sizes differ are
+  listed in the returned :class:`PairSet` (see :meth:`PairSet.problems`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from PIL import Image
+
+__all__ = [
+    "IMAGE_EXTENSIONS",
+    "PairError",
+    "ImagePair",
+    "PairSet",
+    "find_pairs",
+    "find_unpaired",
+    "check_sizes",
+    "read_stem_list",
+    "pair_key",
+]
+
+IMAGE_EXTENSIONS = (".png", ".webp", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+
+EXPECTED_LAYOUTS = (
+    "low/+high/ (LOL-v1), eval15/ or our485/ holding those, "
+    "Low/+Normal/ (LOL-v2), Real_captured/ or Synthetic/ with Train/ and Test/ holding those, "
+    "input/+target/ (Retinexformer), Train/ and Test/ holding those, "
+    "or explicit low_dir and high_dir"
+)
+
+# (low folder, high folder, dataset name) for a folder that holds one split.
+_SPLIT_FOLDERS = (
+    ("low", "high", "LOL-v1"),
+    ("Low", "Normal", "LOL-v2"),
+    ("input", "target", "Retinexformer-style"),
+)
+# Split folder names, test split first: that is the one picked when several exist.
+_SPLIT_NAMES = ("eval15", "our485", "Test", "Train")
+_LOLV2_CATEGORIES = {"real_captured": "LOL-v2-real", "synthetic": "LOL-v2-synthetic"}
+
+# Only strip the prefix before a number: LOL-v2's "low00001" / "normal00001", not "lowtide".
+_PREFIX = re.compile(r"^(?:low|normal)[_-]?(?=\d)", re.IGNORECASE)
+
+
+class PairError(Exception):
+    """A folder could not be read as a set of image pairs; the message is one line for users."""
+
+
+@dataclass
+class ImagePair:
+    stem: str
+    low: Path
+    high: Path | None  # None for unpaired (no-reference) mode
+
+
+@dataclass
+class PairSet:
+    layout: str  # human-readable name of the recognised layout
+    pairs: list[ImagePair]  # sorted by natural stem order (2 before 10)
+    missing_high: list[Path]  # low images with no partner
+    missing_low: list[Path]  # high images with no partner
+    missing_stems: list[str]  # stems asked for via `stems` that did not give a pair
+    size_mismatches: list[str] = field(default_factory=list)  # from check_sizes()
+
+    def problems(self) -> list[str]:
+        """One printable line per problem found; empty when every image has a partner."""
+        lines = [f"no ground truth for {p}" for p in self.missing_high]
+        lines += [f"no low-light image for {p}" for p in self.missing_low]
+        lines += [f"requested stem not found as a pair: {s}" for s in self.missing_stems]
+        lines += [f"size mismatch: {s}" for s in self.size_mismatches]
+        return lines
+
+
+def natural_key(text: str) -> list:
+    """Sort key that puts "2" before "10": digit runs compare as numbers."""
+    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", text)]
+
+
+def _natural_name(path: Path) -> list:
+    return natural_key(path.name)
+
+
+def pair_key(stem: str) -> str:
+    """The name two partner files share: the stem without a LOL-v2 low/normal prefix."""
+    return _PREFIX.sub("", stem).lower()
+
+
+def read_stem_list(path: Path | str) -> list[str]:
+    """Read a split file: one stem per line; blank lines and ``#`` comments are ignored."""
+    stems = []
+    for line in Path(path).read_text(encoding="utf-8").splitlines():
+        stem = line.split("#", 1)[0].strip()
+        if stem:
+            stems.append(stem)
+    return stems
+
+
+def find_pairs(
+    data: Path | str | None = None,
+    *,
+    low_dir: Path | str | None = None,
+    high_dir: Path | str | None = None,
+    stems: Iterable[str] | None = None,
+) -> PairSet:
+    """Find low/ground-truth pairs in a benchmark folder (``data``) or in two explicit folders.
+
+    ``stems`` restricts the result to those stems (e.g. a validation split from
+    :func:`read_stem_list`); requested stems without a pair end up in ``missing_stems``,
+    and the missing_* lists then only mention requested stems.
+
+    Raises :class:`PairError` for a folder that does not exist, is empty, has no recognised
+    layout, or yields no pair at all.
+    """
+    if data is not None and (low_dir is not None or high_dir is not None):
+        raise PairError("give either a dataset folder or low_dir and high_dir, not both")
+    if data is None:
+        if low_dir is None or high_dir is None:
+            raise PairError("give a dataset folder, or both low_dir and high_dir")
+        low, high = _existing_dir(low_dir), _existing_dir(high_dir)
+        layout = "explicit folders"
+    else:
+        layout, low, high = _recognise(_existing_dir(data))
+    return _pair_folders(layout, low, high, stems)
+
+
+def find_unpaired(folder: Path | str) -> PairSet:
+    """Every image directly inside ``folder``, for no-reference evaluation (``high`` is None)."""
+    folder = _existing_dir(folder)
+    images = _images_by_key(folder, key=lambda stem: stem.lower())
+    pairs = [ImagePair(path.stem, path, None) for path in images.values()]
+    pairs.sort(key=lambda p: natural_key(p.stem))
+    return PairSet("unpaired (no ground truth)", pairs, [], [], [])
+
+
+def _image_size(path: Path) -> tuple[int, int]:
+    # PIL reads only the header here, not the pixels.
+    with Image.open(path) as im:
+        return im.size
+
+
+def check_sizes(
+    pairs: Iterable[ImagePair],
+    read_size: Callable[[Path], tuple[int, int]] = _image_size,
+) -> list[str]:
+    """One line per pair whose low and high images differ in pixel size (or cannot be read)."""
+    lines = []
+    for pair in pairs:
+        if pair.high is None:
+            continue
+        try:
+            low_size, high_size = read_size(pair.low), read_size(pair.high)
+        except OSError as err:  # PIL's UnidentifiedImageError is an OSError too
+            lines.append(f"{pair.stem}: cannot read image size ({err})")
+            continue
+        if low_size != high_size:
+            lines.append(
+                f"{pair.stem}: low {low_size[0]}x{low_size[1]} ({pair.low}) vs "
+                f"high {high_size[0]}x{high_size[1]} ({pair.high})"
+            )
+    return lines
+
+
+# --- layout recognition --------------------------------------------------------------------
+
+
+def _existing_dir(path: Path | str) -> Path:
+    path = Path(path)
+    if not path.exists():
+        raise PairError(f"{path}: no such folder")
+    if not path.is_dir():
+        raise PairError(f"{path}: not a folder")
+    return path
+
+
+def _subdir(folder: Path, name: str) -> Path | None:
+    """The sub-folder called ``name``, ignoring case (copies of the datasets vary)."""
+    matches = sorted(p for p in folder.iterdir() if p.is_dir() and p.name.lower() == name.lower())
+    return matches[0] if matches else None
+
+
+def _split_folders(folder: Path) -> tuple[str, Path, Path] | None:
+    """(dataset name, low folder, high folder) if ``folder`` holds one split directly."""
+    for low_name, high_name, dataset in _SPLIT_FOLDERS:
+        low, high = _subdir(folder, low_name), _subdir(folder, high_name)
+        if low is not None and high is not None:
+            if dataset == "LOL-v2":
+                dataset = _LOLV2_CATEGORIES.get(folder.parent.name.lower(), dataset)
+            return dataset, low, high
+    return None
+
+
+def _recognise(data: Path) -> tuple[str, Path, Path]:
+    found = _split_folders(data)
+    if found is not None:
+        dataset, low, high = found
+        return f"{dataset} ({data.name})", low, high
+
+    splits = []
+    for name in _SPLIT_NAMES:
+        sub = _subdir(data, name)
+        if sub is not None and _split_folders(sub) is not None:
+            splits.append(sub)
+    if splits:
+        chosen = splits[0]
+        dataset, low, high = _split_folders(chosen)
+        layout = f"{dataset} ({chosen.name})"
+        if len(splits) > 1:
+            others = ", ".join(f"{s.name}/" for s in splits[1:])
+            layout = f"{dataset} ({chosen.name}; test split chosen, {others} also present)"
+        return layout, low, high
+
+    categories = [c for name in ("Real_captured", "Synthetic") if (c := _subdir(data, name))]
+    if len(categories) > 1:
+        raise PairError(
+            f"{data}: holds both LOL-v2 Real_captured/ and Synthetic/, which are separate "
+            "benchmarks; point at one of them"
+        )
+    if categories:
+        return _recognise(categories[0])
+
+    if not any(data.iterdir()):
+        raise PairError(f"{data}: folder is empty; expected {EXPECTED_LAYOUTS}")
+    hint = ""
+    if any(p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS for p in data.iterdir()):
+        hint = " (it holds images directly: for photos without ground truth use unpaired mode)"
+    raise PairError(f"{data}: no recognised layout{hint}; expected {EXPECTED_LAYOUTS}")
+
+
+# --- matching --------------------------------------------------------------------------------
+
+
+def _images_by_key(folder: Path, key: Callable[[str], str] = pair_key) -> dict[str, Path]:
+    images: dict[str, Path] = {}
+    for path in folder.iterdir():
+        # Names starting with "." include macOS "._1.png" metadata files found in dataset zips.
+        if not path.is_file() or path.name.startswith("."):
+            continue
+        if path.suffix.lower() not in IMAGE_EXTENSIONS:
+            continue
+        k = key(path.stem)
+        if k in images:
+            raise PairError(
+                f"{folder}: {images[k].name} and {path.name} have the same name; keep only one"
+            )
+        images[k] = path
+    if not images:
+        raise PairError(f"{folder}: no images ({', '.join(IMAGE_EXTENSIONS)})")
+    return images
+
+
+def _pair_folders(
+    layout: str, low_dir: Path, high_dir: Path, stems: Iterable[str] | None
+) -> PairSet:
+    lows, highs = _images_by_key(low_dir), _images_by_key(high_dir)
+
+    keys = set(lows) | set(highs)
+    missing_stems: list[str] = []
+    if stems is not None:
+        if isinstance(stems, str):  # a lone string would be read as one stem per character
+            raise TypeError("stems must be a list of stems, not a single string")
+        wanted = {pair_key(s.strip()): s.strip() for s in stems if s.strip()}
+        missing_stems = [s for k, s in wanted.items() if not (k in lows and k in highs)]
+        missing_stems.sort(key=natural_key)
+        keys &= set(wanted)
+
+    pairs = [
+        ImagePair(_PREFIX.sub("", lows[k].stem), lows[k], highs[k])
+        for k in keys
+        if k in lows and k in highs
+    ]
+    pairs.sort(key=lambda p: natural_key(p.stem))
+    missing_high = sorted((lows[k] for k in keys if k not in highs), key=_natural_name)
+    missing_low = sorted((highs[k] for k in keys if k not in lows), key=_natural_name)
+
+    if not pairs:
+        if stems is not None:
+            raise PairError(
+                f"none of the {len(missing_stems)} requested stems has a pair "
+                f"in {low_dir} and {high_dir}"
+            )
+        raise PairError(
+            f"{low_dir}: no file name matches one in {high_dir} "
+            f"({len(lows)} and {len(highs)} images)"
+        )
+    return PairSet(
+        layout=layout,
+        pairs=pairs,
+        missing_high=missing_high,
+        missing_low=missing_low,
+        missing_stems=missing_stems,
+        size_mismatches=check_sizes(pairs),
+    )

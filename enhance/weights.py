@@ -1,0 +1,130 @@
+"""Saving and loading network weights: safetensors only (no pickle), sha256-checked, strict keys.
+
+A weights file carries its network configuration in the safetensors metadata, so a file given
+by path rebuilds the right network without the registry.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import warnings
+from pathlib import Path
+from typing import Optional, Union
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
+
+from .models import DEFAULT_MODEL, MODELS, get_entry
+from .network import SAGAUNet, UNetConfig
+
+# Shipped weights live in the repository's weights/ folder; SAGA_ENHANCE_WEIGHTS points elsewhere.
+WEIGHTS_DIR = Path(os.environ.get("SAGA_ENHANCE_WEIGHTS", Path(__file__).resolve().parents[1] / "weights"))
+
+
+class WeightsError(Exception):
+    """A weights file that cannot be used; the message is one line naming the file."""
+
+
+class UntrainedModelError(WeightsError):
+    """The registry knows the model but no trained weights exist for it."""
+
+
+def sha256_of(path: Union[str, Path]) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def save_weights(model: SAGAUNet, path: Union[str, Path], name: str = "") -> str:
+    """Write fp32 weights and the network config atomically; return the file's sha256."""
+    path = Path(path)
+    tensors = {k: v.detach().float().contiguous().cpu() for k, v in model.state_dict().items()}
+    metadata = {"format": "saga-enhance", "model": name, "config": json.dumps(model.config.to_dict())}
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        save_file(tensors, str(tmp), metadata=metadata)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return sha256_of(path)
+
+
+def _read_file(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    if path.suffix != ".safetensors":
+        raise WeightsError(f"{path}: only .safetensors weights are loaded (pickle-based .pt/.pth files can run code)")
+    if not path.is_file():
+        raise WeightsError(f"{path}: no such weights file")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            metadata = f.metadata() or {}
+            tensors = {key: f.get_tensor(key) for key in f.keys()}
+    except (SafetensorError, OSError, ValueError) as err:
+        first_line = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise WeightsError(f"{path}: not a readable safetensors file ({first_line})") from None
+    return tensors, metadata
+
+
+def _describe_keys(keys: list[str], limit: int = 6) -> str:
+    shown = ", ".join(keys[:limit])
+    return shown + (f" (+{len(keys) - limit} more)" if len(keys) > limit else "")
+
+
+def load_state_strict(model: torch.nn.Module, tensors: dict[str, torch.Tensor], source: Union[str, Path]) -> None:
+    """load_state_dict(strict=True) with a readable one-line error listing the differences."""
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(tensors))
+    unexpected = sorted(set(tensors) - set(expected))
+    wrong_shape = [f"{k} {tuple(tensors[k].shape)} != {tuple(v.shape)}"
+                   for k, v in expected.items() if k in tensors and tensors[k].shape != v.shape]
+    problems = []
+    if missing:
+        problems.append(f"missing keys: {_describe_keys(missing)}")
+    if unexpected:
+        problems.append(f"unexpected keys: {_describe_keys(unexpected)}")
+    if wrong_shape:
+        problems.append(f"wrong shapes: {_describe_keys(wrong_shape)}")
+    if problems:
+        raise WeightsError(f"{source}: weights do not match the network; " + "; ".join(problems))
+    model.load_state_dict(tensors, strict=True)
+
+
+def load_model(name_or_path: Optional[Union[str, Path]] = None, device: Union[str, torch.device] = "cpu",
+               *, allow_untrained: bool = False) -> SAGAUNet:
+    """The default, named, or file-given model with its trained weights, in eval mode.
+
+    A registered model without shipped weights raises UntrainedModelError, unless
+    allow_untrained=True, which returns random weights with a loud warning (for tests and
+    benchmarks of speed, never for photos).
+    """
+    name_or_path = str(name_or_path or DEFAULT_MODEL)
+    if name_or_path in MODELS:
+        entry = get_entry(name_or_path)
+        path = WEIGHTS_DIR / entry.weights if entry.weights else None
+        if path is None or entry.sha256 is None or not path.is_file():
+            message = (f"model {entry.name!r} has no trained weights yet"
+                       + (f" ({path} is missing)" if path else "")
+                       + "; train it with `enhance train` or pass a .safetensors file")
+            if not allow_untrained:
+                raise UntrainedModelError(message)
+            warnings.warn(message + ": USING RANDOM WEIGHTS", stacklevel=2)
+            return SAGAUNet(entry.config).to(device).eval()
+        actual = sha256_of(path)
+        if actual != entry.sha256:
+            raise WeightsError(f"{path}: sha256 {actual[:12]}... does not match the registry's {entry.sha256[:12]}... "
+                               "(corrupt or replaced file)")
+    else:
+        path = Path(name_or_path)
+        if not path.suffix and not path.exists():
+            raise WeightsError(f"{name_or_path}: neither a registered model ({', '.join(MODELS)}) nor a weights file")
+    tensors, metadata = _read_file(path)
+    if "config" not in metadata:
+        raise WeightsError(f"{path}: no network config in the file's metadata (not saved by saga-enhance?)")
+    config = UNetConfig.from_dict(json.loads(metadata["config"]))
+    model = SAGAUNet(config)
+    load_state_strict(model, tensors, path)
+    return model.to(device).eval()

@@ -228,11 +228,14 @@ def _read_with_pillow(path: Path, head: bytes, max_pixels: int) -> Photo:
             frames = getattr(image, "n_frames", 1) if image.format != "MPO" else 1
             if frames > 1:
                 notes.append(f"{frames} frames/pages: only the first was read, the others were dropped")
+            png16 = source_format == "PNG" and head[24] == 16  # IHDR bit depth
+            if not png16:
+                image.load()  # before reading metadata: a PNG may keep its EXIF after the pixels
             icc = image.info.get("icc_profile") or None
-            # Done while the file is open: TIFF EXIF is read lazily from the file.
+            # While the file is open: TIFF EXIF is read lazily from the file.
             exif, orientation = _exif_and_orientation(_exif_or_none(image, notes))
 
-            if source_format == "PNG" and head[24] == 16:
+            if png16:
                 # 16-bit PNG: Pillow would reduce RGB to 8 bits, OpenCV keeps all 16.
                 # IHDR colour type (byte 25) 0 or 4 means grayscale (without/with alpha).
                 color, alpha = _decode_16bit_png(path)
@@ -240,7 +243,6 @@ def _read_with_pillow(path: Path, head: bytes, max_pixels: int) -> Photo:
                 if gray and color.ndim == 3:
                     color = color[..., 0]
             else:
-                image.load()
                 color, alpha, gray, icc = _pillow_to_arrays(path, image, icc, notes)
         except ImageReadError:
             raise
@@ -320,7 +322,10 @@ def _read_16bit_tiff(path: Path, max_pixels: int) -> Photo | None:
     except Exception:
         return None  # not parseable here; let Pillow try and report the problem
     with tif:
-        page = tif.pages[0]
+        try:
+            page = tif.pages[0]
+        except Exception:
+            return None  # no readable first page: same, Pillow reports it
         if page.bitspersample != 16:
             return None
         if page.imagewidth * page.imagelength > max_pixels:

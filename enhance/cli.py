@@ -15,7 +15,11 @@ import sys
 
 # name -> (module with add_arguments(parser) and main(args) -> int, one-line help)
 SUBCOMMANDS = {
+    "run": ("enhance.run", "enhance photos: files, folders or globs"),
     "train": ("enhance.train", "train a model's weights on paired images"),
+    "bench": ("enhance.bench", "speed/memory of each attention type; KV-state rank"),
+    "serve": ("enhance.webapp", "start the web app (same as python app.py)"),
+    "eval": ("enhance.evaluate", "PSNR/SSIM on a paired benchmark (LOL-v1, LOL-v2, ...)"),
 }
 
 

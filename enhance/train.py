@@ -41,6 +41,7 @@ DEFAULT_VAL_LIST = Path(__file__).resolve().parents[1] / "datasets" / "lol_v1_va
 @dataclass
 class TrainConfig:
     model: str = "saga-s"
+    attention: str = "saga"  # the gate ablation trains "linear" with an otherwise identical recipe
     patch_size: int = 128
     batch_size: int = 8
     steps: int = 4000
@@ -228,7 +229,7 @@ def train(cfg: TrainConfig, data_dir: Path, out: Path, resume: bool = False, max
     val_data = TrainingData(val_pairs, str(data_dir)) if rank == 0 and val_pairs else None
 
     torch.manual_seed(cfg.seed)  # same initial weights on every rank
-    model = create_model(cfg.model).to(device)
+    model = create_model(cfg.model, attention=cfg.attention).to(device)
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
     ema = copy.deepcopy(model).eval()

@@ -1,0 +1,192 @@
+"""`enhance run`: batch-enhance photos from the terminal.
+
+    enhance run photo.jpg folder/ "shots/*.png" -o enhanced/ [--recursive] [--ext png] [--tile 512]
+
+Files are processed one at a time with seamless tiling, so memory is bounded by the tile size.
+A bad file is reported in one line and the batch goes on; the exit status is 1 if any file
+failed. Outputs are written to a temporary name and renamed, so an interrupted run leaves no
+half-written file; existing files are never replaced without --overwrite. Under
+`torchrun --nproc-per-node K`, each process takes every K-th file of the sorted list.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import torch
+from tqdm import tqdm
+
+from .imageio import (DEFAULT_MAX_PIXELS, ImageReadError, ImageWriteError, is_image_path, output_extension,
+                      read_image, write_image)
+from .inference import DEVICES, PRECISIONS, resolve_device
+from .models import DEFAULT_MODEL, list_models
+from .pipeline import enhance_photo
+from .tiling import TILE_MODES
+from .weights import WeightsError, load_model
+
+
+@dataclass(frozen=True)
+class Job:
+    source: Path
+    destination: Path
+
+
+class UsageError(Exception):
+    """A problem with the command line itself (not with one photo)."""
+
+
+def collect_inputs(inputs: list[str], recursive: bool) -> list[tuple[Path, Path]]:
+    """(file, path relative to its input root) for every image named by files, folders or globs."""
+    found: list[tuple[Path, Path]] = []
+    for spec in inputs:
+        path = Path(spec)
+        if path.is_dir():
+            pattern = "**/*" if recursive else "*"
+            found += [(f, f.relative_to(path)) for f in sorted(path.glob(pattern)) if f.is_file() and is_image_path(f)]
+        elif path.is_file():
+            found.append((path, Path(path.name)))  # named explicitly: tried even with an odd suffix
+        else:
+            matches = sorted(Path(m) for m in glob.glob(spec, recursive=recursive))
+            if not matches:
+                raise UsageError(f"{spec}: no such file, folder or matching glob")
+            found += [(m, Path(m.name)) for m in matches if m.is_file() and is_image_path(m)]
+    return found
+
+
+def plan_jobs(inputs: list[tuple[Path, Path]], out_dir: Path, suffix: str, ext: str,
+              recursive: bool) -> tuple[list[Job], list[str]]:
+    """Output paths for every input; two inputs that would write the same file are an error."""
+    jobs, errors, claimed = [], [], {}
+    for source, relative in inputs:
+        parent = relative.parent if recursive else Path()
+        name = f"{relative.stem}{suffix}{output_extension(source, ext)}"
+        destination = out_dir / parent / name
+        key = os.path.normcase(str(destination.resolve()))
+        if key in claimed:
+            errors.append(f"{source}: would write {destination}, which {claimed[key]} also writes (use --suffix or --ext)")
+            continue
+        claimed[key] = source
+        jobs.append(Job(source, destination))
+    return jobs, errors
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or globs")
+    parser.add_argument("-o", "--output", required=True, type=Path, help="output folder (created if missing)")
+    parser.add_argument("-r", "--recursive", action="store_true", help="enter subfolders; mirror them in the output")
+    parser.add_argument("--model", default=DEFAULT_MODEL, choices=list_models(), help="registered model")
+    parser.add_argument("--weights", type=Path, help="a .safetensors weights file (overrides --model)")
+    parser.add_argument("--suffix", default="", help="added to each output name, e.g. _enhanced")
+    parser.add_argument("--ext", default="same", choices=["same", "png", "jpg", "webp", "tif"],
+                        help="output format (same: the input's, or png where it cannot be written)")
+    parser.add_argument("--jpeg-quality", type=int, default=95, help="JPEG/WebP quality, 1-100")
+    parser.add_argument("--tile", default="auto", help="tile side in px, 0 for whole image, or auto (from free memory)")
+    parser.add_argument("--tile-mode", default="exact", choices=TILE_MODES,
+                        help="exact: tiles share the whole photo's attention state (same result as untiled); "
+                             "fast: the state comes from a downscaled copy (one pass fewer per layer)")
+    parser.add_argument("--device", default="auto", choices=DEVICES)
+    parser.add_argument("--precision", default="auto", choices=PRECISIONS,
+                        help="auto: bf16 on CPUs with bf16 instructions and on GPUs, else fp32")
+    parser.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, help="refuse larger images")
+    existing = parser.add_mutually_exclusive_group()
+    existing.add_argument("--skip-existing", action="store_true", help="skip inputs whose output exists (resume)")
+    existing.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    parser.add_argument("--allow-input-folder", action="store_true",
+                        help="allow writing into a folder that holds input photos")
+
+
+def _distributed_rank() -> tuple[int, int]:
+    """(rank, world size) under torchrun, else (0, 1). Sharding needs no process group."""
+    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+
+
+def _parse_tile(value: str):
+    if value == "auto":
+        return "auto"
+    try:
+        tile = int(value)
+    except ValueError:
+        raise UsageError(f"--tile {value!r}: expected a number of pixels, 0, or auto") from None
+    if tile < 0:
+        raise UsageError(f"--tile {value}: must be 0 (whole image) or positive")
+    return tile
+
+
+def main(args) -> int:
+    rank, world = _distributed_rank()
+    try:
+        tile = _parse_tile(args.tile)
+        inputs = collect_inputs(args.inputs, args.recursive)
+        jobs, plan_errors = plan_jobs(inputs, args.output.resolve(), args.suffix, args.ext, args.recursive)
+        input_dirs = {src.resolve().parent for src, _ in inputs}
+        if not args.allow_input_folder and any(job.destination.parent in input_dirs for job in jobs):
+            raise UsageError(f"{args.output}: outputs would land in a folder holding input photos; choose another "
+                             "output folder or pass --allow-input-folder")
+        device = resolve_device(args.device)
+        if device.type == "cuda" and world > 1:
+            device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", rank)) % torch.cuda.device_count())
+        if device.type == "cpu" and world > 1:
+            torch.set_num_threads(max(1, (os.cpu_count() or 1) // world))  # share the cores between processes
+        model = load_model(args.weights or args.model, device=device)
+    except (UsageError, WeightsError, ValueError) as err:
+        print(f"enhance run: {err}", file=sys.stderr)
+        return 2
+    jobs = jobs[rank::world]
+    plan_errors = plan_errors[rank::world]
+    if not jobs and not plan_errors:
+        print("enhance run: no image files found in the inputs", file=sys.stderr)
+        return 2
+
+    failed = list(plan_errors)
+    done = skipped = 0
+    megapixels = 0.0
+    start = time.perf_counter()
+    label = f"[rank {rank}/{world}] " if world > 1 else ""
+    files_bar = tqdm(jobs, desc=f"{label}photos", unit="photo", disable=None)
+    for job in files_bar:
+        if job.destination.exists() and not args.overwrite:
+            if args.skip_existing:
+                skipped += 1
+                continue
+            failed.append(f"{job.source}: output {job.destination} exists (use --overwrite or --skip-existing)")
+            continue
+        try:
+            photo = read_image(job.source, max_pixels=args.max_pixels)
+            for note in photo.notes:
+                tqdm.write(f"{job.source}: {note}", file=sys.stderr)
+            with tqdm(total=1, desc=f"{label}{job.source.name}", unit="tile", leave=False, disable=None) as tiles_bar:
+                def on_tile(n_done: int, total: int) -> None:
+                    tiles_bar.total = total
+                    tiles_bar.n = n_done
+                    tiles_bar.refresh()
+
+                result = enhance_photo(model, photo, tile=tile, tile_mode=args.tile_mode,
+                                       precision=args.precision, on_tile=on_tile)
+            job.destination.parent.mkdir(parents=True, exist_ok=True)
+            write_image(job.destination, result, jpeg_quality=args.jpeg_quality, overwrite=args.overwrite)
+        except (ImageReadError, ImageWriteError) as err:
+            failed.append(str(err))
+            continue
+        except KeyboardInterrupt:
+            files_bar.close()
+            print(f"\n{label}interrupted after {done} photos; no partial file was written", file=sys.stderr)
+            return 130
+        except Exception as err:  # noqa: BLE001 - one bad photo must not stop the batch
+            failed.append(f"{job.source}: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}")
+            continue
+        done += 1
+        megapixels += photo.megapixels
+    files_bar.close()
+    seconds = time.perf_counter() - start
+    rate = megapixels / seconds if seconds > 0 else 0.0
+    for line in failed:
+        print(f"failed: {line}", file=sys.stderr)
+    print(f"{label}done {done}, skipped {skipped}, failed {len(failed)} in {seconds:.1f} s "
+          f"({megapixels:.1f} MP, {rate:.2f} MP/s)")
+    return 1 if failed else 0

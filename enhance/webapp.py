@@ -1,0 +1,458 @@
+"""The web app: upload a dark photo, compare before/after, download the full-resolution result.
+
+    python app.py [--host 127.0.0.1] [--port 7860] [--model saga-s] [--device auto] [--allow-untrained]
+    enhance serve ...                      (the same options)
+
+The inference endpoint is `/enhance`. Its first input is the photo file; the others are the
+controls, each with a default, so a client may give the photo alone:
+
+    from gradio_client import Client, handle_file
+    (before, after), result_file, info = Client("http://127.0.0.1:7860/").predict(
+        handle_file("photo.jpg"), api_name="/enhance")
+    # all inputs: photo, model="saga-s", tile="auto", strength=1.0
+
+Decisions
+---------
+* The photo is received as a file path (gr.File), not as gr.Image pixels: gr.Image re-encodes
+  uploads to 8 bits, so 16-bit depth would be lost. The file is read with `read_image`, which
+  also keeps alpha, ICC and EXIF and applies the EXIF orientation.
+* The download is written with `write_image` in the input's format and bit depth
+  (`output_extension(path, "same")`; HEIC/AVIF become PNG). The before/after slider shows PNG
+  previews (never lossy WebP), at most PREVIEW_SIDE px on the long side.
+* Models are loaded once per name (the start model eagerly, others on first use) and shared by
+  all requests. Tiled inference briefly installs hooks on a model's attention layers
+  (enhance/tiling.py), so each model runs one photo at a time behind its own lock; the queue's
+  concurrency limit of 1 already ensures that for queued requests, and the lock also covers
+  example caching, which Gradio runs outside the queue.
+* Files: each request writes its result in a scratch folder under the app's work dir, hands
+  it to Gradio's cache (which serves the download and deletes it after DELETE_CACHE[1]
+  seconds), and removes the scratch folder before returning, whatever happened.
+* Without trained weights the app refuses to start, unless --allow-untrained is given (for
+  tests and demos): then it prints a warning and shows a banner on the page.
+"""
+
+from __future__ import annotations
+
+import argparse
+import atexit
+import dataclasses
+import os
+import shutil
+import sys
+import tempfile
+import threading
+import time
+import warnings
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Callable, Optional
+
+import cv2
+import gradio as gr
+import numpy as np
+import torch
+
+from .imageio import (SUPPORTED_EXTENSIONS, ImageReadError, ImageWriteError, Photo, output_extension, read_image,
+                      write_image)
+from .inference import DEVICES, MIN_TILE, resolve_device
+from .models import DEFAULT_MODEL, list_models
+from .pipeline import enhance_photo
+from .weights import UntrainedModelError, WeightsError, load_model
+
+MAX_FILE_SIZE = "200mb"      # uploads above this are refused by Gradio before they reach us
+MAX_PIXELS = 100_000_000     # larger photos are refused from the header (read_image's bomb guard)
+PREVIEW_SIDE = 2048          # long side of the browser previews; the download keeps full size
+QUEUE_SIZE = 32              # requests waiting beyond this are turned away with "queue full"
+DELETE_CACHE = (600, 3600)   # every 10 min, delete Gradio's cached files older than 1 hour
+TILE_CHOICES = [("auto (fits free memory)", "auto"), ("whole image", "0"),
+                ("256 px", "256"), ("512 px", "512"), ("1024 px", "1024")]
+
+# gr.File has no clipboard source, so a pasted image is handed to its file input as if it
+# had been picked: the upload then runs exactly as for the file picker.
+PASTE_JS = """
+() => {
+  document.addEventListener("paste", (event) => {
+    const files = [...(event.clipboardData ? event.clipboardData.files : [])]
+      .filter((file) => file.type.startsWith("image/"));
+    const input = document.querySelector("#photo-input input[type=file]");
+    if (!files.length || !input) return;
+    event.preventDefault();
+    const transfer = new DataTransfer();
+    transfer.items.add(files[0]);
+    input.files = transfer.files;
+    input.dispatchEvent(new Event("change", { bubbles: true }));
+  });
+}
+"""
+
+CSS = """
+#untrained-banner { background: #fde68a; color: #78350f; border: 2px solid #d97706;
+                    border-radius: 8px; padding: 4px 12px; }
+"""
+
+
+# --------------------------------------------------------------------------- models
+
+class ModelCache:
+    """The app's models by name, each loaded once (on first use) and shared by all requests."""
+
+    def __init__(self, device="cpu", allow_untrained: bool = False):
+        self.device = device
+        self.allow_untrained = allow_untrained
+        self.untrained: set[str] = set()  # names running on random weights
+        self._models: dict[str, torch.nn.Module] = {}
+        self._run_locks: dict[str, threading.Lock] = {}
+        self._load_lock = threading.Lock()  # two first requests for a model load it once
+
+    def add(self, name: str, model: torch.nn.Module, untrained: bool = False) -> None:
+        self._models[name] = model.eval()
+        self._run_locks[name] = threading.Lock()
+        if untrained:
+            self.untrained.add(name)
+
+    def get(self, name: str) -> torch.nn.Module:
+        """The model called `name`, loading it on first use. Raises WeightsError
+        (UntrainedModelError when it has no weights and untrained models are not allowed)."""
+        with self._load_lock:
+            if name not in self._models:
+                try:
+                    model, untrained = load_model(name, self.device), False
+                except UntrainedModelError:
+                    if not self.allow_untrained:
+                        raise
+                    with warnings.catch_warnings():  # the banner and the result text say it instead
+                        warnings.simplefilter("ignore")
+                        model, untrained = load_model(name, self.device, allow_untrained=True), True
+                self.add(name, model, untrained)
+            return self._models[name]
+
+    @contextmanager
+    def use(self, name: str):
+        """The model, held for one photo (see the module docstring for why)."""
+        model = self.get(name)
+        with self._run_locks[name]:
+            yield model
+
+
+# --------------------------------------------------------------------------- the request
+
+class EnhanceHandler:
+    """What /enhance does: photo file + controls -> (before/after previews, result file, info text).
+
+    `publish(path) -> path` moves a finished result where it outlives the request (in the app:
+    Gradio's cache); the request's scratch folder under `scratch_dir` is removed afterwards.
+    Every problem a user can cause ends as gr.Error with a one-line message.
+    """
+
+    def __init__(self, models: ModelCache, scratch_dir, publish: Callable[[str], str], max_pixels: int = MAX_PIXELS):
+        self.models = models
+        self.scratch_dir = Path(scratch_dir)
+        self.scratch_dir.mkdir(parents=True, exist_ok=True)
+        self.publish = publish
+        self.max_pixels = max_pixels
+
+    def __call__(self, photo_path: Optional[str], model_name: str = DEFAULT_MODEL, tile: str = "auto",
+                 strength: float = 1.0, progress: Optional[gr.Progress] = None):
+        if not photo_path:
+            raise gr.Error("Upload a photo first.", print_exception=False)
+        progress = progress or (lambda *args, **kwargs: None)
+        name = Path(photo_path).name  # the uploaded file's own name (Gradio keeps it)
+        tile_size = parse_tile(tile)
+        strength = float(strength)
+        if not 0.0 <= strength <= 1.0:
+            raise gr.Error(f"strength must be between 0 and 1, got {strength}", print_exception=False)
+        started = time.perf_counter()
+
+        progress(0.0, desc="Reading the photo")
+        try:
+            photo = read_image(photo_path, max_pixels=self.max_pixels)
+        except ImageReadError as err:
+            # err.reason, not str(err): the full path is the server's temporary upload path
+            raise gr.Error(f"{name}: {err.reason}", print_exception=False) from None
+
+        def on_tile(done: int, total: int) -> None:
+            progress((done, total), desc="Enhancing", unit="tiles")
+
+        try:
+            with self.models.use(model_name) as model:
+                progress(0.0, desc=f"Enhancing with {model_name}")
+                result = enhance_photo(model, photo, tile=tile_size, on_tile=on_tile)
+        except WeightsError as err:
+            raise gr.Error(str(err), print_exception=False) from None
+        except (MemoryError, torch.OutOfMemoryError):
+            raise gr.Error(f"{name}: not enough memory for a {photo.megapixels:.1f} MP photo; "
+                           "try a smaller tile size", print_exception=False) from None
+        result = blend(photo, result, strength)
+
+        progress(1.0, desc="Saving the result")
+        out_name = Path(name).stem + "_enhanced" + output_extension(name, "same")
+        with tempfile.TemporaryDirectory(dir=self.scratch_dir) as scratch:
+            try:
+                written = write_image(Path(scratch) / out_name, result)
+            except ImageWriteError as err:
+                raise gr.Error(f"{out_name}: {err.reason}") from None
+            download = self.publish(str(written))
+        elapsed = time.perf_counter() - started
+
+        info = describe(photo, name, out_name, model_name, tile, strength, elapsed,
+                        untrained=model_name in self.models.untrained)
+        return (preview(photo), preview(result)), download, info
+
+
+def parse_tile(tile) -> int | str:
+    """"auto", or a tile side in pixels (0 = whole image), from the dropdown's text."""
+    text = str(tile).strip().lower()
+    if text == "auto":
+        return "auto"
+    try:
+        side = int(text)
+    except ValueError:
+        side = -1
+    if side != 0 and side < MIN_TILE:
+        raise gr.Error(f"tile size must be 'auto', 0 (whole image) or at least {MIN_TILE} px; got {tile!r}",
+                       print_exception=False)
+    return side
+
+
+def blend(original: Photo, enhanced: Photo, strength: float) -> Photo:
+    """The enhanced photo mixed with the original: strength 1 is the network's own output
+    (returned untouched), 0 the original. cv2.addWeighted rounds and saturates in uint8 and
+    uint16 alike without a full-size float copy."""
+    if strength >= 1.0:
+        return enhanced
+    mixed = cv2.addWeighted(enhanced.pixels, strength, original.pixels, 1.0 - strength, 0.0)
+    return dataclasses.replace(enhanced, pixels=mixed)
+
+
+def preview(photo: Photo) -> np.ndarray:
+    """An 8-bit RGB(A) copy at most PREVIEW_SIDE px long, for the browser."""
+    pixels = photo.pixels if photo.alpha is None else np.dstack([photo.pixels, photo.alpha])
+    if pixels.dtype == np.uint16:
+        pixels = ((pixels.astype(np.uint32) + 128) // 257).astype(np.uint8)
+    height, width = pixels.shape[:2]
+    scale = PREVIEW_SIDE / max(height, width)
+    if scale < 1:
+        size = (max(1, round(width * scale)), max(1, round(height * scale)))
+        pixels = cv2.resize(pixels, size, interpolation=cv2.INTER_AREA)
+    return np.ascontiguousarray(pixels)
+
+
+def describe(photo: Photo, name: str, out_name: str, model_name: str, tile, strength: float, elapsed: float,
+             untrained: bool) -> str:
+    """The Markdown shown under the result."""
+    height, width = photo.pixels.shape[:2]
+    kind = f"{photo.bit_depth}-bit {photo.format}" + (" with alpha" if photo.alpha is not None else "")
+    lines = [f"**{photo.megapixels:.2f} MP** ({width} × {height}, {kind}) enhanced in **{elapsed:.1f} s** "
+             f"with `{model_name}` · tile {tile} · strength {strength:.2f}",
+             f"Download: `{out_name}` (full resolution, {photo.bit_depth}-bit)"]
+    if untrained:
+        lines.append(f"⚠️ `{model_name}` has no trained weights: this result comes from random weights.")
+    lines += [f"Note: {note}" for note in photo.notes]
+    return "\n\n".join(lines)
+
+
+# --------------------------------------------------------------------------- examples
+
+def example_photos(folder) -> list[Path]:
+    """Three small dark scenes made here with NumPy (no dataset images), written once to `folder`."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    makers = {"dim-room.png": _dim_room, "night-street-16bit.png": _night_street,
+              "evening-shapes.jpg": _evening_shapes}
+    paths = []
+    for file_name, make in makers.items():
+        path = folder / file_name
+        if not path.exists():
+            pixels = make(np.random.default_rng(len(paths)))
+            bits = 16 if pixels.dtype == np.uint16 else 8
+            write_image(path, Photo(pixels, None, False, bits, "PNG", None, None), overwrite=True)
+        paths.append(path)
+    return paths
+
+
+def _darken(linear: np.ndarray, rng, exposure: float, noise: float, dtype=np.uint8) -> np.ndarray:
+    """A scene in linear light (H x W x 3, 0..1) as an under-exposed, noisy sRGB-like photo."""
+    dark = linear * exposure + rng.normal(0.0, noise, linear.shape)
+    encoded = np.clip(dark, 0.0, 1.0) ** (1 / 2.2)
+    top = np.iinfo(dtype).max
+    return np.rint(encoded * top).astype(dtype)
+
+
+def _grid(height: int, width: int):
+    return np.mgrid[0:height, 0:width].astype(np.float32) / np.float32(max(height, width))
+
+
+def _dim_room(rng) -> np.ndarray:
+    """A warm wall, a window, a table and a lamp glow."""
+    y, x = _grid(384, 512)
+    scene = np.dstack([0.55 + 0.3 * x, 0.45 + 0.2 * x, 0.35 + 0.1 * y])          # wall gradient
+    scene[60:200, 300:460] = [0.5, 0.65, 0.9]                                      # window
+    scene[260:] = [0.35, 0.25, 0.2]                                                # floor
+    scene[230:260, 60:260] = [0.6, 0.35, 0.2]                                      # table top
+    glow = np.exp(-((x - 0.25) ** 2 + (y - 0.3) ** 2) / 0.01)[..., None]           # lamp
+    scene = scene * (0.6 + glow) + glow * np.array([1.0, 0.8, 0.5])
+    return _darken(np.clip(scene, 0, 1), rng, exposure=0.03, noise=0.003)
+
+
+def _night_street(rng) -> np.ndarray:
+    """A dusk sky over buildings with lit windows and street lights, as a 16-bit photo."""
+    y, x = _grid(384, 512)
+    scene = np.dstack([0.1 + 0.2 * y, 0.15 + 0.25 * y, 0.45 + 0.2 * y])            # sky
+    for left, top, width in ((20, 120, 110), (150, 80, 90), (260, 150, 120), (400, 100, 100)):
+        scene[top:, left:left + width] = [0.25, 0.22, 0.2]                          # buildings
+        for row in range(top + 15, 330, 35):
+            for col in range(left + 10, left + width - 15, 25):
+                if rng.random() < 0.5:
+                    scene[row:row + 14, col:col + 10] = [1.0, 0.85, 0.5]           # lit windows
+    scene[330:] = 0.2                                                              # road
+    for cx in (0.15, 0.5, 0.85):                                                   # street lights
+        scene += np.exp(-((x - cx) ** 2 + (y - 0.62) ** 2) / 0.002)[..., None] * np.array([1.0, 0.7, 0.3])
+    return _darken(np.clip(scene, 0, 1), rng, exposure=0.03, noise=0.002, dtype=np.uint16)
+
+
+def _evening_shapes(rng) -> np.ndarray:
+    """Coloured discs and bars on a grey gradient, saved as a JPEG."""
+    y, x = _grid(384, 512)
+    scene = np.dstack([0.4 + 0.3 * x] * 3)
+    for cx, cy, r, color in ((0.2, 0.3, 0.12, (0.9, 0.2, 0.2)), (0.5, 0.45, 0.15, (0.2, 0.8, 0.3)),
+                             (0.8, 0.3, 0.1, (0.2, 0.4, 0.95))):
+        scene[(x - cx) ** 2 + (y - cy) ** 2 < r * r] = color
+    for i, color in enumerate(((1, 1, 1), (0.9, 0.8, 0.1), (0.7, 0.3, 0.8))):
+        scene[290 + 25 * i:305 + 25 * i, 60:460] = color
+    return _darken(scene, rng, exposure=0.04, noise=0.004)
+
+
+def default_examples_dir() -> Path:
+    """Where the example photos are written once; "v1" changes when the scenes above change."""
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return cache / "saga-enhance" / "examples" / "v1"
+
+
+# --------------------------------------------------------------------------- the page
+
+def build_app(model: torch.nn.Module, model_name: str = DEFAULT_MODEL, *, untrained: bool = False,
+              allow_untrained: bool = False, device=None, work_dir=None, examples_dir=None,
+              max_pixels: int = MAX_PIXELS) -> gr.Blocks:
+    """The Gradio app around `model`, already loaded (tests may pass any module with the
+    network's interface). Other models in the dropdown load on first use, on `device`
+    (default: the model's), untrained ones only with `allow_untrained`. `untrained` marks the
+    start model as running on random weights: the page then shows a banner.
+    `work_dir` (default: a temporary folder removed at exit) holds the per-request scratch
+    folders (in work_dir/scratch) and Gradio's cached examples."""
+    device = device or next(model.parameters()).device
+    models = ModelCache(device, allow_untrained)
+    models.add(model_name, model, untrained)
+    if work_dir is None:
+        work_dir = Path(tempfile.mkdtemp(prefix="saga-enhance-app-"))
+        atexit.register(shutil.rmtree, work_dir, ignore_errors=True)
+    work_dir = Path(work_dir)
+    # Cached example results must not outlive the weights that made them (Gradio's default
+    # folder, .gradio/ in the current directory, is reused across runs and weight updates).
+    os.environ["GRADIO_EXAMPLES_CACHE"] = str(work_dir / "cached-examples")
+    try:
+        examples = example_photos(examples_dir or default_examples_dir())
+    except (OSError, ImageWriteError):  # e.g. a read-only home folder
+        examples = example_photos(work_dir / "examples")
+
+    with gr.Blocks(title="saga-enhance", delete_cache=DELETE_CACHE) as demo:
+        gr.Markdown("# saga-enhance\nLow-light photo enhancement. Drop a dark photo (or click to browse, "
+                    "or paste an image), then press **Enhance**. The download keeps the photo's format, "
+                    "bit depth, transparency and metadata.")
+        if untrained:
+            gr.Markdown(f"**⚠️ Untrained model:** `{model_name}` has no trained weights, so it runs on "
+                        "random weights and its results are meaningless. This server was started with "
+                        "`--allow-untrained` for testing.", elem_id="untrained-banner")
+        with gr.Row():
+            with gr.Column():
+                photo = gr.File(label="Dark photo", file_types=list(SUPPORTED_EXTENSIONS), elem_id="photo-input")
+                model_choice = gr.Dropdown(list(dict.fromkeys(list_models() + [model_name])), value=model_name,
+                                           label="Model")
+                tile = gr.Dropdown(TILE_CHOICES, value="auto", allow_custom_value=True, label="Tile size",
+                                   info="Photos are processed in tiles when they do not fit in memory; "
+                                        "the result is the same.")
+                strength = gr.Slider(0.0, 1.0, value=1.0, step=0.05, label="Strength",
+                                     info="1 = the model's output, 0 = the original photo.")
+                button = gr.Button("Enhance", variant="primary", elem_id="enhance-button")
+            with gr.Column():
+                slider = gr.ImageSlider(label="Before / after", format="png", interactive=False,
+                                        elem_id="result-slider")
+                download = gr.File(label="Full-resolution result", interactive=False, elem_id="result-file")
+                info = gr.Markdown(label="Details", elem_id="result-info")
+
+        handler = EnhanceHandler(models, work_dir / "scratch", publish=download.move_resource_to_block_cache,
+                                 max_pixels=max_pixels)
+
+        def enhance(photo_path, model_name, tile, strength, progress=gr.Progress()):
+            """Enhance a dark photo. Returns the before/after previews (PNG), the full-resolution
+            result in the photo's own format and bit depth, and a line with size and time."""
+            return handler(photo_path, model_name, tile, strength, progress)
+
+        button.click(enhance, [photo, model_choice, tile, strength], [slider, download, info], api_name="enhance")
+        gr.Examples([[str(path), model_name, "auto", 1.0] for path in examples],
+                    inputs=[photo, model_choice, tile, strength], outputs=[slider, download, info], fn=enhance,
+                    cache_examples=True, cache_mode="lazy", visible_columns=[0],
+                    example_labels=["Dim room (PNG)", "Night street (16-bit PNG)", "Evening shapes (JPEG)"],
+                    label="Examples: dark scenes made by the app itself")
+
+    # One request at a time: a GPU is kept busy by one photo, and on a CPU PyTorch already
+    # uses every core for one photo, so running two at once only doubles the memory.
+    demo.queue(default_concurrency_limit=1, max_size=QUEUE_SIZE)
+    return demo
+
+
+def launch(demo: gr.Blocks, host: str = "127.0.0.1", port: int = 7860, **options):
+    """Start the server (blocking unless prevent_thread_lock=True); returns Gradio's launch() result."""
+    return demo.launch(server_name=host, server_port=port, max_file_size=MAX_FILE_SIZE, js=PASTE_JS, css=CSS,
+                       **options)
+
+
+# --------------------------------------------------------------------------- command line
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="address to listen on (default 127.0.0.1; 0.0.0.0 serves the network)")
+    parser.add_argument("--port", type=int, default=7860, help="port (default 7860)")
+    parser.add_argument("--model", default=DEFAULT_MODEL,
+                        help=f"registered model ({', '.join(list_models())}) or a .safetensors file")
+    parser.add_argument("--device", default="auto", choices=DEVICES, help="where the model runs (default auto)")
+    parser.add_argument("--allow-untrained", action="store_true",
+                        help="start even if the model has no trained weights (random weights: tests and demos only)")
+
+
+def main(args: argparse.Namespace) -> int:
+    try:
+        device = resolve_device(args.device)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    untrained = False
+    try:
+        model = load_model(args.model, device)
+    except UntrainedModelError as err:
+        if not args.allow_untrained:
+            print(f"error: {err}. (--allow-untrained starts the app anyway, with random weights, for testing)",
+                  file=sys.stderr)
+            return 2
+        print(f"WARNING: {err}.\nWARNING: --allow-untrained: SERVING RANDOM WEIGHTS; results are meaningless.",
+              file=sys.stderr)
+        with warnings.catch_warnings():  # said just above
+            warnings.simplefilter("ignore")
+            model = load_model(args.model, device, allow_untrained=True)
+        untrained = True
+    except WeightsError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+    demo = build_app(model, args.model, untrained=untrained, allow_untrained=args.allow_untrained, device=device)
+    try:
+        launch(demo, args.host, args.port)
+    except OSError as err:  # e.g. the port is taken
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(prog="python -m enhance.webapp", description="Start the saga-enhance web app.")
+    add_arguments(parser)
+    sys.exit(main(parser.parse_args()))

@@ -18,6 +18,9 @@ Every cell runs in a fresh subprocess (`python -m enhance.bench --_cell JSON`) b
     inside the child and is reported as status "oom"; the parent kills a child that runs past
     --timeout and reports "timeout". Larger sizes of the same attention and mode are then
     reported as "skipped" (they would fail too) instead of spending the time limit again.
+A cell is also "skipped", with the reason in its note, when extrapolating from the previous size
+(time by FLOPs, memory by pixels) says it would pass the time limit or the memory cap: softmax
+attention at 2048 x 2048 would take hours on a CPU, and finding out costs the whole time limit.
 
 The rank analysis and the gate-ablation table live in enhance/rank.py.
 """
@@ -113,8 +116,34 @@ def count_params(model_name: str, attention: str) -> int:
 # --------------------------------------------------------------------------- one cell (child side)
 
 def _rss_peak_mb() -> float:
-    """This process's peak resident set size so far (ru_maxrss is KiB on Linux)."""
+    """This process's peak resident set size so far, in MB.
+
+    Linux: VmHWM of /proc/self/status. Not ru_maxrss: the kernel carries the RSS of the process
+    that forked this one across exec into ru_maxrss, so a parent holding 450 MB made every
+    child's peak read at least 450 MB. Elsewhere ru_maxrss is all there is (KiB on Linux and
+    BSD, bytes on macOS; this tool assumes KiB).
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024  # kB
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _reset_rss_peak() -> None:
+    """Restart the peak RSS (VmHWM) from the current RSS (Linux >= 4.0: "5" > /proc/self/clear_refs).
+
+    Importing torch has a transient peak above what the process then holds; without the reset a
+    small cell's whole pass could fit under it and show no memory of its own. Where the reset is
+    not available the baseline is the peak so far, and small cells read low.
+    """
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        pass
 
 
 def _device_name(device: torch.device) -> str:
@@ -168,17 +197,26 @@ def run_cell(spec: dict) -> dict:
         baseline = torch.cuda.memory_allocated(device) / MIB
         torch.cuda.reset_peak_memory_stats(device)
     else:
+        _reset_rss_peak()
         baseline = _rss_peak_mb()
 
-    for _ in range(spec["warmup"]):
+    def timed_step() -> float:
+        start = time.perf_counter()
         step()
+        return time.perf_counter() - start
+
     times = []
+    for _ in range(spec["warmup"]):
+        seconds = timed_step()
+        if seconds >= spec["cell_seconds"]:
+            # Warm-up pays one-time costs (thread pool, allocator, lazy initialisation) worth
+            # milliseconds; a run this long is a measurement, and another would double the cell.
+            times.append(seconds)
+            break
     # At least one timed run; then more until `repeats`, unless the runs already took
     # `cell_seconds` (a 60 s cell gains nothing from being timed three times).
     while not times or (len(times) < spec["repeats"] and sum(times) < spec["cell_seconds"]):
-        start = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - start)
+        times.append(timed_step())
 
     peak = torch.cuda.max_memory_allocated(device) / MIB if device.type == "cuda" else _rss_peak_mb()
     ms = statistics.median(times) * 1000
@@ -196,7 +234,7 @@ def run_cell(spec: dict) -> dict:
 
 
 def _is_out_of_memory(err: BaseException) -> bool:
-    if isinstance(err, (MemoryError, torch.OutOfMemoryError)):
+    if isinstance(err, (MemoryError, torch.cuda.OutOfMemoryError)):
         return True
     # The CPU allocator under an address-space limit: "DefaultCPUAllocator: can't allocate memory".
     text = str(err).lower()
@@ -265,13 +303,15 @@ def run_benchmark(attentions: list[str], sizes: list[int], modes: list[str], *, 
                 record = {key: None for key in RECORD_KEYS}
                 record.update(attention=attention, size=size, mode=mode, device=device, precision=precision,
                               model=model, params=params, flops=count_flops(model, attention, size, mode))
-                predicted = _predicted_seconds(previous, record)
+                seconds, megabytes = _predicted(previous, record)
                 if failed is not None:
                     record.update(status="skipped", note=f"{failed['status']} at {failed['size']}")
-                elif predicted is not None and (warmup + 1) * predicted > timeout:
-                    record.update(status="skipped",
-                                  note=f"predicted {predicted:.0f} s per run from size {previous['size']}: "
-                                       f"warm-up + 1 run would pass the {timeout:g} s limit")
+                elif seconds is not None and seconds > timeout:
+                    record.update(status="skipped", note=f"predicted {seconds:.0f} s per run from size "
+                                                         f"{previous['size']}, over the {timeout:g} s limit")
+                elif device == "cpu" and max_mem_gb and megabytes is not None and megabytes > max_mem_gb * 1024:
+                    record.update(status="skipped", note=f"predicted {megabytes / 1024:.1f} GB from size "
+                                                         f"{previous['size']}, over the {max_mem_gb:g} GB cap")
                 else:
                     spec = dict(attention=attention, size=size, mode=mode, device=device, precision=precision,
                                 model=model, warmup=warmup, repeats=repeats, cell_seconds=cell_seconds,
@@ -286,15 +326,19 @@ def run_benchmark(attentions: list[str], sizes: list[int], modes: list[str], *, 
     return records
 
 
-def _predicted_seconds(previous: Optional[dict], record: dict) -> Optional[float]:
-    """One run's time at this size, scaled from the last size that ran by FLOPs (else pixels)."""
+def _predicted(previous: Optional[dict], record: dict) -> tuple[Optional[float], Optional[float]]:
+    """(seconds per run, peak MB) at this size, extrapolated from the last size that ran.
+
+    Time scales with FLOPs (softmax attention's grow with pixels squared), memory with pixels:
+    every attention here, softmax included, keeps O(pixels) memory (SDPA never materialises the
+    attention matrix). Used only to skip cells that would certainly fail, so rough is fine.
+    """
     if previous is None:
-        return None
-    if previous["flops"] and record["flops"]:
-        scale = record["flops"] / previous["flops"]
-    else:
-        scale = (record["size"] / previous["size"]) ** 2
-    return previous["ms"] / 1000 * scale
+        return None, None
+    pixels = (record["size"] / previous["size"]) ** 2
+    flops = record["flops"] / previous["flops"] if previous["flops"] and record["flops"] else pixels
+    megabytes = previous["baseline_mem_mb"] + previous["activation_mem_mb"] * pixels
+    return previous["ms"] / 1000 * flops, megabytes
 
 
 def describe(record: dict) -> str:
@@ -470,19 +514,19 @@ def plot_records(records: list[dict], path: Path) -> None:
     for row, mode in zip(axes, modes):
         for attention in attentions:
             cells = _ok(records, attention, mode)
-            sizes = sorted(cells)
-            mp = [s * s / 1e6 for s in sizes]
             style = dict(marker="o", label=attention, linewidth=2.5 if attention == "saga" else 1.5)
-            row[0].plot(mp, [cells[s]["ms"] for s in sizes], **style)
-            memory = [(m, cells[s]["activation_mem_mb"]) for m, s in zip(mp, sizes)
-                      if cells[s]["activation_mem_mb"] and cells[s]["activation_mem_mb"] > 0]
-            row[1].plot([m for m, _ in memory], [v for _, v in memory], **style)
-        row[0].set(xscale="log", yscale="log", xlabel="megapixels", ylabel="ms", title=f"{mode}: time")
-        row[1].set(xscale="log", yscale="log", xlabel="megapixels", ylabel="MB over baseline",
-                   title=f"{mode}: peak memory over baseline")
+            for ax, key in zip(row, ("ms", "activation_mem_mb")):
+                # Log axes: only positive values (a tiny cell can read 0 MB over baseline).
+                points = [(s * s / 1e6, cells[s][key]) for s in sorted(cells) if (cells[s][key] or 0) > 0]
+                if points:
+                    ax.plot([p for p, _ in points], [v for _, v in points], **style)
+        row[0].set(xlabel="megapixels", ylabel="ms", title=f"{mode}: time")
+        row[1].set(xlabel="megapixels", ylabel="MB over baseline", title=f"{mode}: peak memory over baseline")
         for ax in row:
+            if ax.lines:  # matplotlib refuses a log axis with nothing positive on it
+                ax.set(xscale="log", yscale="log")
+                ax.legend()
             ax.grid(True, which="both", alpha=0.3)
-            ax.legend()
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)

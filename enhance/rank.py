@@ -137,8 +137,10 @@ def rank_markdown(result: dict) -> str:
         lines.append(f"| {name} | {d} | {a:.2f} | {b:.2f} | {a - b:+.2f} |")
     a, b = statistics.mean(saga["rank"]), statistics.mean(linear["rank"])
     lines.append(f"| **mean** | | **{a:.2f}** | **{b:.2f}** | **{a - b:+.2f}** |")
-    if not result["trained"]:
-        lines += ["", "**Untrained weights: this does not test the paper's claim, which is about trained models.**"]
+    untrained = [kind for kind, m in result["models"].items() if not m["trained"]]
+    if untrained:
+        lines += ["", f"**Untrained weights ({', '.join(untrained)}): this does not test the paper's claim, "
+                      "which is about trained models.**"]
     return "\n".join(lines)
 
 

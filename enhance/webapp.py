@@ -38,6 +38,7 @@ import atexit
 import dataclasses
 import os
 import shutil
+import signal
 import sys
 import tempfile
 import threading
@@ -94,17 +95,24 @@ CSS = """
 # --------------------------------------------------------------------------- models
 
 class ModelCache:
-    """The app's models by name, each loaded once (on first use) and shared by all requests."""
+    """The app's models by name, each loaded once (on first use) and shared by all requests.
+
+    Only the registered models and those added with `add` can be loaded: the name comes from
+    the client, and `load_model` would also accept a path to any file on the server.
+    """
 
     def __init__(self, device="cpu", allow_untrained: bool = False):
         self.device = device
         self.allow_untrained = allow_untrained
+        self.names = list_models()  # what the dropdown offers
         self.untrained: set[str] = set()  # names running on random weights
         self._models: dict[str, torch.nn.Module] = {}
         self._run_locks: dict[str, threading.Lock] = {}
         self._load_lock = threading.Lock()  # two first requests for a model load it once
 
     def add(self, name: str, model: torch.nn.Module, untrained: bool = False) -> None:
+        if name not in self.names:
+            self.names.append(name)
         self._models[name] = model.eval()
         self._run_locks[name] = threading.Lock()
         if untrained:
@@ -113,6 +121,8 @@ class ModelCache:
     def get(self, name: str) -> torch.nn.Module:
         """The model called `name`, loading it on first use. Raises WeightsError
         (UntrainedModelError when it has no weights and untrained models are not allowed)."""
+        if name not in self.names:
+            raise WeightsError(f"unknown model {name!r}; choose one of {', '.join(self.names)}")
         with self._load_lock:
             if name not in self._models:
                 try:
@@ -194,7 +204,7 @@ class EnhanceHandler:
             download = self.publish(str(written))
         elapsed = time.perf_counter() - started
 
-        info = describe(photo, name, out_name, model_name, tile, strength, elapsed,
+        info = describe(photo, out_name, model_name, tile, strength, elapsed,
                         untrained=model_name in self.models.untrained)
         return (preview(photo), preview(result)), download, info
 
@@ -237,7 +247,7 @@ def preview(photo: Photo) -> np.ndarray:
     return np.ascontiguousarray(pixels)
 
 
-def describe(photo: Photo, name: str, out_name: str, model_name: str, tile, strength: float, elapsed: float,
+def describe(photo: Photo, out_name: str, model_name: str, tile, strength: float, elapsed: float,
              untrained: bool) -> str:
     """The Markdown shown under the result."""
     height, width = photo.pixels.shape[:2]
@@ -365,8 +375,7 @@ def build_app(model: torch.nn.Module, model_name: str = DEFAULT_MODEL, *, untrai
         with gr.Row():
             with gr.Column():
                 photo = gr.File(label="Dark photo", file_types=list(SUPPORTED_EXTENSIONS), elem_id="photo-input")
-                model_choice = gr.Dropdown(list(dict.fromkeys(list_models() + [model_name])), value=model_name,
-                                           label="Model")
+                model_choice = gr.Dropdown(models.names, value=model_name, label="Model")
                 tile = gr.Dropdown(TILE_CHOICES, value="auto", allow_custom_value=True, label="Tile size",
                                    info="Photos are processed in tiles when they do not fit in memory; "
                                         "the result is the same.")
@@ -444,6 +453,9 @@ def main(args: argparse.Namespace) -> int:
         return 2
 
     demo = build_app(model, args.model, untrained=untrained, allow_untrained=args.allow_untrained, device=device)
+    # A service manager stops us with SIGTERM: handle it like Ctrl-C, so that Gradio shuts down
+    # cleanly (deleting its cached files) and atexit removes the work dir.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         launch(demo, args.host, args.port)
     except OSError as err:  # e.g. the port is taken

@@ -1,0 +1,133 @@
+"""`enhance run` end to end on folders the tests make: bad files, resume, overwrite, sharding."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from enhance.cli import main
+from enhance.imageio import read_image
+from enhance.models import create_model
+from enhance.weights import save_weights
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory) -> Path:
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("weights") / "saga-s-test.safetensors"
+    save_weights(create_model("saga-s"), path, name="saga-s")
+    return path
+
+
+def dark_rgb(height: int, width: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return (rng.random((height, width, 3)) * 50).astype(np.uint8)
+
+
+@pytest.fixture
+def photos(tmp_path) -> Path:
+    folder = tmp_path / "in"
+    (folder / "sub").mkdir(parents=True)
+    Image.fromarray(dark_rgb(48, 64, 1)).save(folder / "a.jpg", quality=95)
+    Image.fromarray(dark_rgb(40, 56, 2)).save(folder / "b.png")
+    Image.fromarray(dark_rgb(32, 40, 3)).save(folder / "sub" / "c.png")
+    (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 20)  # truncated
+    return folder
+
+
+def run(*args) -> int:
+    return main(["run", *map(str, args)])
+
+
+def test_batch_goes_on_past_a_bad_file_and_names_it(photos, weights, tmp_path, capsys):
+    out = tmp_path / "out"
+    status = run(photos, "-o", out, "--weights", weights, "--tile", "0")
+    captured = capsys.readouterr()
+    assert status == 1
+    assert sorted(p.name for p in out.iterdir()) == ["a.jpg", "b.png"]
+    assert "broken.png" in captured.err and "failed: " in captured.err
+    assert "done 2, skipped 0, failed 1" in captured.out
+    assert read_image(out / "b.png").pixels.shape == (40, 56, 3)
+    assert not list(out.glob(".*"))  # no temporary files left behind
+
+
+def test_recursive_mirrors_subfolders_and_skip_existing_resumes(photos, weights, tmp_path, capsys):
+    (photos / "broken.png").unlink()
+    out = tmp_path / "out"
+    assert run(photos, "-o", out, "--weights", weights, "-r", "--tile", "0") == 0
+    assert (out / "sub" / "c.png").is_file()
+    before = (out / "a.jpg").stat().st_mtime_ns
+    capsys.readouterr()
+    assert run(photos, "-o", out, "--weights", weights, "-r", "--skip-existing") == 0
+    assert "done 0, skipped 3, failed 0" in capsys.readouterr().out
+    assert (out / "a.jpg").stat().st_mtime_ns == before
+
+
+def test_existing_outputs_are_not_replaced_without_overwrite(photos, weights, tmp_path, capsys):
+    (photos / "broken.png").unlink()
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "a.jpg").write_bytes(b"the user's own file")
+    assert run(photos, "-o", out, "--weights", weights, "--tile", "0") == 1
+    assert (out / "a.jpg").read_bytes() == b"the user's own file"
+    assert "exists" in capsys.readouterr().err
+    assert run(photos, "-o", out, "--weights", weights, "--tile", "0", "--overwrite") == 0
+    assert read_image(out / "a.jpg").pixels.shape == (48, 64, 3)
+
+
+def test_never_writes_into_an_input_folder_unless_asked(photos, weights, capsys):
+    (photos / "broken.png").unlink()
+    assert run(photos, "-o", photos, "--weights", weights) == 2
+    assert "--allow-input-folder" in capsys.readouterr().err
+    assert run(photos, "-o", photos, "--weights", weights, "--suffix", "_bright", "--allow-input-folder",
+               "--tile", "0") == 0
+    assert (photos / "a_bright.jpg").is_file()
+
+
+def test_suffix_ext_and_tiles(photos, weights, tmp_path):
+    (photos / "broken.png").unlink()
+    out = tmp_path / "out"
+    assert run(photos / "a.jpg", "-o", out, "--weights", weights, "--suffix", "_x", "--ext", "png",
+               "--tile", "32") == 0
+    assert read_image(out / "a_x.png").pixels.shape == (48, 64, 3)
+
+
+def test_alpha_and_16_bit_depth_survive(tmp_path, weights):
+    import cv2
+
+    rgba = np.dstack([dark_rgb(24, 32), np.linspace(0, 255, 24 * 32).reshape(24, 32).astype(np.uint8)])
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "alpha.png")
+    deep = (np.random.default_rng(0).random((24, 32, 3)) * 9000).astype(np.uint16)
+    cv2.imwrite(str(tmp_path / "deep.png"), deep[..., ::-1])
+    out = tmp_path / "out"
+    assert run(tmp_path / "alpha.png", tmp_path / "deep.png", "-o", out, "--weights", weights, "--tile", "0") == 0
+    alpha_out = read_image(out / "alpha.png")
+    assert np.array_equal(alpha_out.alpha, rgba[..., 3])
+    assert read_image(out / "deep.png").pixels.dtype == np.uint16
+
+
+def test_bad_command_lines_are_one_line_errors(tmp_path, weights, capsys):
+    assert run(tmp_path / "nothing-here", "-o", tmp_path / "out", "--weights", weights) == 2
+    assert "no such file" in capsys.readouterr().err
+    assert run(tmp_path, "-o", tmp_path / "out", "--weights", tmp_path / "missing.safetensors") == 2
+    assert "missing.safetensors" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_torchrun_shards_the_files_between_two_processes(photos, weights, tmp_path):
+    (photos / "broken.png").unlink()
+    out = tmp_path / "out"
+    result = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+         str(ROOT / "cli.py"), "run", str(photos), "-o", str(out), "--weights", str(weights), "-r", "--tile", "0"],
+        capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*.*")) == ["a.jpg", "b.png", "sub/c.png"]
+    # Each rank did its own share: 3 files split 2 + 1.
+    assert "[rank 0/2] done 2" in result.stdout and "[rank 1/2] done 1" in result.stdout

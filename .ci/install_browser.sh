@@ -4,7 +4,7 @@
 # so `playwright install` (which downloads Playwright's own browser builds) is never run.
 # Usage: .ci/install_browser.sh          (PYTHON=python3.11 .ci/install_browser.sh for another Python)
 set -eu
-PYTHON="${PYTHON:-python3}"
+PYTHON="${PYTHON:-python}"
 
 if [ ! -x /usr/bin/chromium ]; then
     SUDO=""

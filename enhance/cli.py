@@ -16,24 +16,28 @@ import sys
 # name -> (module with add_arguments(parser) and main(args) -> int, one-line help)
 SUBCOMMANDS = {
     "run": ("enhance.run", "enhance photos: files, folders or globs"),
+    "eval": ("enhance.evaluate", "PSNR/SSIM on a paired benchmark (LOL-v1, LOL-v2, ...)"),
     "train": ("enhance.train", "train a model's weights on paired images"),
     "bench": ("enhance.bench", "speed/memory of each attention type; KV-state rank"),
     "serve": ("enhance.webapp", "start the web app (same as python app.py)"),
-    "eval": ("enhance.evaluate", "PSNR/SSIM on a paired benchmark (LOL-v1, LOL-v2, ...)"),
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser; only `command`'s module is imported (the web app's Gradio import alone takes seconds)."""
     parser = argparse.ArgumentParser(prog="enhance", description="Low-light photo enhancement with SAGA attention.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module, help_text) in SUBCOMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
-        importlib.import_module(module).add_arguments(p)
+        if name == command:
+            importlib.import_module(module).add_arguments(p)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    command = next((a for a in argv if not a.startswith("-")), None)
+    parser = build_parser(command if command in SUBCOMMANDS else None)
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()

@@ -560,12 +560,17 @@ def add_arguments(parser) -> None:
     out.add_argument("--json", type=Path, help="write the results as JSON")
     out.add_argument("--markdown", type=Path, help="write the Markdown report")
     out.add_argument("--plot", type=Path, help="write a PNG plot")
-    from . import rank
+    from . import photobench, rank
 
     rank.add_arguments(parser)
+    photobench.add_arguments(parser)
 
 
 def main(args) -> int:
+    if args.photo:
+        from . import photobench
+
+        return photobench.main(args)
     if args.rank or args.ablation:
         from . import rank
 

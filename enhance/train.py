@@ -156,14 +156,18 @@ def atomic_torch_save(obj, path: Path) -> None:
 
 
 def rng_state(gen: torch.Generator) -> dict:
+    """Every RNG the loop may touch, as tensors and plain values (loadable with weights_only=True)."""
+    name, keys, pos, has_gauss, cached = np.random.get_state()
     return {"torch": torch.get_rng_state(), "batch": gen.get_state(),
-            "numpy": np.random.get_state(), "python": random.getstate()}
+            "numpy": [name, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, cached],
+            "python": random.getstate()}
 
 
 def set_rng_state(state: dict, gen: torch.Generator) -> None:
     torch.set_rng_state(state["torch"])
     gen.set_state(state["batch"])
-    np.random.set_state(state["numpy"])
+    name, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
     random.setstate(state["python"])
 
 

@@ -1,0 +1,73 @@
+"""Ship a training run's best EMA weights: `weights/<name>.safetensors` plus its model card.
+
+    python -m enhance.modelcard runs/saga-s --name saga-s --hardware "2-core AMD EPYC CPU, bf16"
+
+The card (`weights/<name>.json`) records what a user needs to trust the file: architecture,
+parameter count, sha256, training data and licence, steps, wall time, hardware, and the
+validation figures (plain and GT-mean) beside the input's own. The printed sha256 goes into
+the registry (enhance/models.py), which `load_model` checks the file against.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+from pathlib import Path
+
+from .weights import WEIGHTS_DIR, load_model, sha256_of
+
+TRAINING_DATA = ("340-pair subset of the LOL-v1 training split (our485; Wei et al., BMVC 2018) minus the 30 "
+                 "validation stems in datasets/lol_v1_val.txt. LOL is distributed by its authors for research use; "
+                 "the images are not redistributed here.")
+
+
+def build_card(run: Path, name: str, hardware: str, weights: Path) -> dict:
+    rows = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines() if line.strip()]
+    config = json.loads((run / "config.json").read_text())
+    best = json.loads((run / "best.json").read_text())
+    baseline = next((r for r in rows if r["kind"] == "baseline"), {})
+    trained = [r for r in rows if r["kind"] == "train"]
+    model = load_model(weights)
+    return {
+        "name": name,
+        "architecture": {"network": "SAGAUNet", **model.config.to_dict()},
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "sha256": sha256_of(weights),
+        "weights": "EMA of the training weights, fp32",
+        "training_data": TRAINING_DATA,
+        "training_config": config,
+        "steps_trained": trained[-1]["step"] if trained else 0,
+        "best_step": best["step"],
+        "wall_time_hours": round(trained[-1]["wall_seconds"] / 3600, 2) if trained else 0,
+        "hardware": hardware,
+        "validation": {
+            "images": "30 pairs of datasets/lol_v1_val.txt, whole 600x400 images, output quantised to 8 bits",
+            "input_psnr": baseline.get("psnr"), "input_ssim": baseline.get("ssim"),
+            **{k: best[k] for k in ("psnr", "ssim", "psnr_gt_mean", "ssim_gt_mean")},
+            "precision": "bf16 autocast" if config.get("bf16") else "fp32",
+        },
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m enhance.modelcard", description=__doc__.splitlines()[0])
+    parser.add_argument("run", type=Path, help="training run folder (holds best.safetensors, log.jsonl)")
+    parser.add_argument("--name", required=True, help="registry name, e.g. saga-s")
+    parser.add_argument("--hardware", required=True, help="what it was trained on")
+    parser.add_argument("--out", type=Path, default=WEIGHTS_DIR, help="weights folder (default: the repository's)")
+    args = parser.parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    weights = args.out / f"{args.name}.safetensors"
+    tmp = weights.with_name(f".{weights.name}.tmp")
+    shutil.copyfile(args.run / "best.safetensors", tmp)
+    tmp.replace(weights)
+    card = build_card(args.run, args.name, args.hardware, weights)
+    (args.out / f"{args.name}.json").write_text(json.dumps(card, indent=2) + "\n")
+    print(f"{weights}: sha256 {card['sha256']} (put it in enhance/models.py)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,123 @@
+"""`enhance bench --photo 1,4,12,24`: end-to-end speed and peak memory of `enhance run` on big photos.
+
+Each size is a synthetic dark JPEG of that many megapixels (4:3), enhanced by a fresh
+`enhance run` process under `/usr/bin/time -v`, which reports the wall time and the peak resident
+memory of the whole process (decode, network, encode). The report also compares the network's
+FLOPs per megapixel with this machine's measured matmul throughput: how far the run is from what
+the hardware allows.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.flop_counter import FlopCounterMode
+
+from .models import create_model
+from .tiling import run_tiled
+from .weights import UntrainedModelError, load_model, save_weights
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def add_arguments(parser) -> None:
+    group = parser.add_argument_group("photo pipeline (enhance/photobench.py)")
+    group.add_argument("--photo", metavar="MP", help="comma-separated photo sizes in megapixels, e.g. 1,4,12,24")
+    group.add_argument("--photo-args", default="", help="extra `enhance run` options, e.g. \"--tile-mode fast\"")
+
+
+def synthetic_photo(path: Path, megapixels: float) -> tuple[int, int]:
+    """A dark 4:3 scene (gradients, shapes, sensor-like noise) saved as a JPEG."""
+    height = int(round((megapixels * 1e6 * 3 / 4) ** 0.5))
+    width = int(round(height * 4 / 3))
+    rng = np.random.default_rng(0)
+    y = np.linspace(0, 1, height, dtype=np.float32)[:, None]
+    x = np.linspace(0, 1, width, dtype=np.float32)[None, :]
+    base = np.stack([0.10 + 0.10 * x + 0 * y, 0.06 + 0.08 * y + 0 * x, 0.05 + 0.06 * x * y], axis=-1)
+    base[(x - 0.3) ** 2 + (y - 0.5) ** 2 < 0.02] *= 2.5  # a "lamp"
+    noisy = base + rng.normal(0, 0.015, base.shape).astype(np.float32)
+    Image.fromarray((np.clip(noisy, 0, 1) * 255).astype(np.uint8)).save(path, quality=92)
+    return width, height
+
+
+def matmul_tflops(dtype: torch.dtype, n: int = 2048, repeats: int = 10) -> float:
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+    a @ b
+    start = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    return 2 * n ** 3 * repeats / (time.perf_counter() - start) / 1e12
+
+
+def flops_per_megapixel(model_name: str, tile_mode: str) -> float:
+    """FLOPs per megapixel of one whole-image pass, or of the tiled exact/fast schedule."""
+    model = create_model(model_name).eval()
+    image = torch.rand(1, 3, 1024, 1024)
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        if tile_mode == "whole":
+            model(image)
+        else:
+            run_tiled(model, image, 512, mode=tile_mode)
+    return counter.get_total_flops() / (1024 * 1024 / 1e6)
+
+
+def run_one(photo: Path, out_dir: Path, extra: list[str]) -> tuple[float, float]:
+    """(wall seconds, peak RSS in MB) of `enhance run` on one photo, measured by /usr/bin/time -v."""
+    command = ["/usr/bin/time", "-v", sys.executable, str(ROOT / "cli.py"), "run", str(photo), "-o", str(out_dir),
+               "--overwrite", *extra]
+    result = subprocess.run(command, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise SystemExit(f"enhance run failed on {photo.name}:\n{result.stderr[-2000:]}")
+    wall = re.search(r"Elapsed \(wall clock\) time.*: (?:(\d+):)?(\d+):([\d.]+)", result.stderr)
+    hours, minutes, seconds = (float(g) if g else 0.0 for g in wall.groups())
+    rss_kb = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", result.stderr).group(1))
+    return hours * 3600 + minutes * 60 + seconds, rss_kb / 1024
+
+
+def main(args) -> int:
+    sizes = [float(s) for s in args.photo.split(",") if s.strip()]
+    extra = args.photo_args.split()
+    tile_mode = extra[extra.index("--tile-mode") + 1] if "--tile-mode" in extra else "exact"
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="saga-photobench-") as tmp:
+        if "--weights" not in extra:
+            try:
+                load_model(args.model)
+                extra += ["--model", args.model]
+            except UntrainedModelError:
+                # Speed does not depend on the weights' values: time the architecture anyway.
+                print(f"note: {args.model} has no trained weights; timing seeded random weights", flush=True)
+                torch.manual_seed(0)
+                extra += ["--weights", str(Path(tmp) / "random.safetensors")]
+                save_weights(create_model(args.model), extra[-1], name=args.model)
+        for mp in sizes:
+            photo = Path(tmp) / f"dark_{mp:g}mp.jpg"
+            width, height = synthetic_photo(photo, mp)
+            wall, rss = run_one(photo, Path(tmp) / "out", extra)
+            rows.append((mp, width, height, wall, rss))
+            print(f"{mp:g} MP ({width}x{height}): {wall:.1f} s, {width * height / 1e6 / wall:.3f} MP/s, "
+                  f"peak RSS {rss:.0f} MB", flush=True)
+    flops = flops_per_megapixel(args.model, tile_mode)
+    whole = flops_per_megapixel(args.model, "whole")
+    peak = matmul_tflops(torch.bfloat16)
+    lines = [f"`enhance bench --photo {args.photo}"
+             + (f" --photo-args \"{args.photo_args}\"" if args.photo_args else "") + "`", "",
+             "| photo | size | wall (s) | MP/s | peak RSS (MB) |", "|---|---|---|---|---|"]
+    lines += [f"| {mp:g} MP | {w}x{h} | {wall:.1f} | {w * h / 1e6 / wall:.3f} | {rss:.0f} |"
+              for mp, w, h, wall, rss in rows]
+    best_rate = max(w * h / 1e6 / wall for _, w, h, wall, _ in rows)
+    ideal_rate = peak * 1e12 / flops
+    lines += ["", f"Network FLOPs: {whole / 1e9:.1f} GFLOP/MP for one whole-image pass; {flops / 1e9:.1f} GFLOP/MP "
+              f"with {tile_mode} tiling (512-px tiles). Measured bf16 matmul throughput: {peak:.2f} TFLOP/s, "
+              f"so the FLOP bound is {ideal_rate:.2f} MP/s; the best measured rate, {best_rate:.3f} MP/s, "
+              f"is {ideal_rate / best_rate:.1f}x below it."]
+    print("\n".join(lines))
+    return 0

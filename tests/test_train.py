@@ -1,0 +1,130 @@
+"""`enhance train`: exact resume, checkpoints, logs, bad data, and DDP with two CPU processes."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from enhance.cli import main
+from enhance.train import TrainConfig, learning_rate
+
+ROOT = Path(__file__).resolve().parents[1]
+
+CONFIG = """
+model = "saga-s"
+patch_size = 32
+batch_size = 2
+steps = 6
+lr = 1e-3
+warmup_steps = 2
+ema_decay = 0.9
+seed = 3
+bf16 = false
+channels_last = false
+compile = false
+val_every = 3
+checkpoint_every = 3
+log_every = 1
+val_list = "{val_list}"
+"""
+
+
+@pytest.fixture
+def dataset(tmp_path) -> tuple[Path, Path]:
+    """Eight LOL-style pairs (low = darkened high) and a two-stem validation list."""
+    data = tmp_path / "data"
+    (data / "low").mkdir(parents=True)
+    (data / "high").mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(1, 9):
+        high = (rng.random((40, 48, 3)) * 200 + 30).astype(np.uint8)
+        Image.fromarray(high).save(data / "high" / f"{i}.png")
+        Image.fromarray((high * 0.15).astype(np.uint8)).save(data / "low" / f"{i}.png")
+    val_list = tmp_path / "val.txt"
+    val_list.write_text("# validation\n7\n8\n")
+    config = tmp_path / "tiny.toml"
+    config.write_text(CONFIG.format(val_list=val_list))
+    return data, config
+
+
+def train(config: Path, data: Path, out: Path, *extra) -> int:
+    return main(["train", "--config", str(config), "--data", str(data), "--out", str(out), *map(str, extra)])
+
+
+def final_weights(out: Path) -> dict:
+    return torch.load(out / "checkpoint.pt", weights_only=True)["model"]
+
+
+def test_resume_gives_identical_weights(dataset, tmp_path):
+    data, config = dataset
+    assert train(config, data, tmp_path / "straight") == 0
+    assert train(config, data, tmp_path / "resumed", "--max-steps", 3) == 0
+    assert torch.load(tmp_path / "resumed" / "checkpoint.pt", weights_only=True)["step"] == 3
+    assert train(config, data, tmp_path / "resumed", "--resume") == 0
+    straight, resumed = final_weights(tmp_path / "straight"), final_weights(tmp_path / "resumed")
+    assert straight.keys() == resumed.keys()
+    for key in straight:
+        assert torch.equal(straight[key], resumed[key]), key
+
+
+def test_run_folder_has_log_curves_and_best_weights(dataset, tmp_path):
+    data, config = dataset
+    out = tmp_path / "run"
+    assert train(config, data, out) == 0
+    rows = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    kinds = {row["kind"] for row in rows}
+    assert kinds == {"baseline", "train", "val"}
+    train_rows = [r for r in rows if r["kind"] == "train"]
+    assert [r["step"] for r in train_rows] == [1, 2, 3, 4, 5, 6]
+    assert all({"loss", "lr", "steps_per_s"} <= r.keys() for r in train_rows)
+    assert all({"psnr", "ssim", "psnr_gt_mean", "ssim_gt_mean"} <= r.keys() for r in rows if r["kind"] == "val")
+    assert (out / "curves.png").stat().st_size > 0
+    card = json.loads((out / "best.json").read_text())
+    assert len(card["sha256"]) == 64 and (out / "best.safetensors").is_file()
+
+
+def test_bad_data_is_named_before_training(dataset, tmp_path):
+    data, config = dataset
+    (data / "low" / "3.png").write_bytes(b"not a png")
+    with pytest.raises(SystemExit, match="3.png"):
+        train(config, data, tmp_path / "run")
+    Image.fromarray(np.zeros((10, 10, 3), np.uint8)).save(data / "low" / "3.png")
+    with pytest.raises(SystemExit, match="10x10"):
+        train(config, data, tmp_path / "run")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(SystemExit, match="empty"):
+        train(config, empty, tmp_path / "run")
+
+
+def test_learning_rate_warms_up_then_decays_to_min():
+    cfg = TrainConfig(steps=100, warmup_steps=10, lr=1e-3, min_lr=1e-5)
+    assert learning_rate(cfg, 0) == pytest.approx(1e-4)
+    assert learning_rate(cfg, 9) == pytest.approx(1e-3)
+    assert learning_rate(cfg, 100) == pytest.approx(1e-5)
+    assert learning_rate(cfg, 30) > learning_rate(cfg, 60)
+
+
+def test_unknown_config_key_is_an_error(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text('model = "saga-s"\nlearning_rate = 0.1\n')
+    with pytest.raises(SystemExit, match="learning_rate"):
+        TrainConfig.from_file(bad)
+
+
+@pytest.mark.slow
+def test_distributed_data_parallel_with_two_cpu_processes(dataset, tmp_path):
+    data, config = dataset
+    out = tmp_path / "ddp"
+    result = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+         str(ROOT / "cli.py"), "train", "--config", str(config), "--data", str(data), "--out", str(out)],
+        capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert result.returncode == 0, result.stderr[-3000:]
+    ckpt = torch.load(out / "checkpoint.pt", weights_only=True)
+    assert ckpt["step"] == 6 and len(ckpt["rng"]) == 2  # both ranks' RNG states are kept

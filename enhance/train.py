@@ -33,7 +33,7 @@ from .imageio import ImageReadError, read_image
 from .metrics import psnr, psnr_gt_mean, quantize_8bit, ssim, ssim_gt_mean
 from .models import create_model
 from .pairs import PairError, find_pairs, read_stem_list
-from .weights import save_weights
+from .weights import load_model, save_weights
 
 DEFAULT_VAL_LIST = Path(__file__).resolve().parents[1] / "datasets" / "lol_v1_val.txt"
 
@@ -56,6 +56,7 @@ class TrainConfig:
     channels_last: bool = True
     compile: bool = False  # torch.compile the training forward: 1.75x faster steps on this CPU after ~1 min
     threads: int = 0  # 0: PyTorch's default
+    init_weights: str = ""  # start from these .safetensors weights (a new schedule on top of earlier training)
     val_list: str = str(DEFAULT_VAL_LIST)
     val_every: int = 250
     checkpoint_every: int = 250
@@ -72,6 +73,12 @@ class TrainConfig:
         return cls(**values)
 
 
+def _as_uint8(pixels: np.ndarray) -> np.ndarray:
+    if pixels.dtype == np.uint8:
+        return pixels
+    return np.round(pixels.astype(np.float32) * (255 / 65535)).astype(np.uint8)
+
+
 class TrainingData:
     """All training pairs decoded once into uint8 tensors (310 LOL pairs are ~450 MB)."""
 
@@ -85,9 +92,7 @@ class TrainingData:
             if low.shape != high.shape:
                 raise SystemExit(f"bad training data: {pair.low.name} is {low.shape[1]}x{low.shape[0]} but "
                                  f"{pair.high.name} is {high.shape[1]}x{high.shape[0]}")
-            if low.dtype != np.uint8:
-                low, high = (img.astype(np.float32) / 65535 * 255 + 0.5).astype(np.uint8), \
-                            (high.astype(np.float32) / 65535 * 255 + 0.5).astype(np.uint8)
+            low, high = _as_uint8(low), _as_uint8(high)  # 16-bit pairs train in the same 8-bit range
             self.low.append(torch.from_numpy(low).permute(2, 0, 1).contiguous())
             self.high.append(torch.from_numpy(high).permute(2, 0, 1).contiguous())
             self.stems.append(pair.stem)
@@ -234,6 +239,8 @@ def train(cfg: TrainConfig, data_dir: Path, out: Path, resume: bool = False, max
 
     torch.manual_seed(cfg.seed)  # same initial weights on every rank
     model = create_model(cfg.model, attention=cfg.attention).to(device)
+    if cfg.init_weights:
+        model.load_state_dict(load_model(cfg.init_weights).state_dict())
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
     ema = copy.deepcopy(model).eval()

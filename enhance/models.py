@@ -30,6 +30,8 @@ MODELS: dict[str, ModelEntry] = {
             "saga-s",
             UNetConfig(widths=(16, 32, 64, 96), encoder_blocks=(1, 1, 1), middle_blocks=1, decoder_blocks=(1, 1, 1)),
             "CPU-friendly default: 4 levels, 7 SAGA blocks",
+            weights="saga-s.safetensors",
+            sha256="74b938b4c4b2e6a0fef449df00ba13e1a675461d0867df985042794b112ea480",
         ),
         ModelEntry(
             "saga-l",

@@ -8,7 +8,7 @@ in tone), the tiles share the whole photo's state:
               known global states of layers < l), add up the tile cores' contributions to
               layer l's state, and stop that pass there. A last pass produces the output. The
               result equals the whole-image pass up to the halo's truncation of the local
-              convolutions' receptive field. Cost: the sum of the prefixes, about L/2 + 1 passes.
+              convolutions' receptive field. Cost: the sum of the prefixes (measured: see README).
   fast mode   Take every layer's state from one pass over a downscaled copy of the photo (at
               most `proxy_side` px on the long side); then one tiled pass. Cost: about 1.1
               passes; it trades exactness for speed: the README gives the measured difference.
@@ -21,7 +21,6 @@ photo) and outputs are blended with linear ramps across tile boundaries.
 from __future__ import annotations
 
 import contextlib
-
 from dataclasses import dataclass
 from typing import Callable, Optional
 
@@ -31,12 +30,12 @@ import torch.nn.functional as F
 from .attention import GlobalState, SAGAttention
 from .network import SAGAUNet
 
+TILE_MODES = ("exact", "fast")
+
 
 def precision_context(device_type: str, dtype: Optional[torch.dtype]):
     """Autocast to dtype (bf16/fp16), or nothing for fp32."""
     return torch.autocast(device_type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
-
-TILE_MODES = ("exact", "fast")
 
 
 @dataclass(frozen=True)

@@ -121,7 +121,7 @@ def from_tensor(tensor: torch.Tensor, dtype: np.dtype) -> np.ndarray:
 
 
 def enhance_tensor(model: SAGAUNet, x: torch.Tensor, *, tile: Union[int, str] = "auto", tile_mode: str = "exact",
-                   precision: str = "auto", halo: int = 32,
+                   precision: str = "auto", halo: Optional[int] = None,
                    on_tile: Optional[Callable[[int, int], None]] = None) -> torch.Tensor:
     """(1, 3, H, W) float in [0, 1] -> enhanced (1, 3, H, W) float32, on the model's device.
 

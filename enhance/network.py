@@ -136,9 +136,29 @@ class SAGAUNet(nn.Module):
             "scale": 1,
         }
 
+    @property
+    def receptive_radius(self) -> int:
+        """How far (full-resolution px) an output pixel sees through the local paths (convolutions).
+
+        Tiled inference needs a halo at least this wide for a tile's core to equal the
+        whole-image result (the global attention state is shared separately). Each 3x3 conv at
+        level l reaches 2^l px; each pixel (un)shuffle between l and l+1 spans 2^l more.
+        """
+        cfg = self.config
+        convs_per_block = 2  # the attention's local branch and the feed-forward's depthwise conv
+        radius = 2  # embed and to_rgb, at full resolution
+        for level in range(len(cfg.widths) - 1):
+            radius += convs_per_block * (cfg.encoder_blocks[level] + cfg.decoder_blocks[level]) * 2 ** level
+            radius += 2 ** level + 2 ** (level + 1) + 2 * 2 ** level  # down conv, up conv, unshuffle, shuffle
+        return radius + convs_per_block * cfg.middle_blocks * 2 ** (len(cfg.widths) - 1)
+
     def saga_layers(self) -> list[SAGAttention]:
-        """The global-state attention layers, in the order a forward pass reaches them."""
-        return [m for m in self.modules() if isinstance(m, SAGAttention)]
+        """The global-state attention layers, in the order a forward pass reaches them.
+
+        Not self.modules() order: the decoders are registered fine to coarse but run coarse to fine.
+        """
+        stages = [*self.encoders, self.middle, *reversed(self.decoders)]
+        return [m for stage in stages for m in stage.modules() if isinstance(m, SAGAttention)]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]

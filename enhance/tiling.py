@@ -77,6 +77,7 @@ class _SharedStates:
         self.index = {id(layer): i for i, layer in enumerate(layers)}
         self.states: list[Optional[GlobalState]] = [None] * len(layers)
         self.collect: Optional[int] = None  # layer whose state this pass accumulates
+        self.recording = False  # True during the fast mode's proxy pass: layers keep their own state
         self.tile: Optional[Tile] = None
         self.window_height = 0
 
@@ -91,8 +92,9 @@ class _SharedStates:
             self.states[i] = part if self.states[i] is None else self.states[i] + part
             raise _PassComplete
         if self.states[i] is None:
-            # Recording mode (the fast mode's proxy pass): keep this layer's own state.
-            self.states[i] = layer.reduce(k_gated, v_gated)
+            if not self.recording:
+                raise RuntimeError(f"SAGA layer {i} was reached before its global state was known")
+            self.states[i] = layer.reduce(k_gated, v_gated)  # the fast mode's proxy pass
         return self.states[i]
 
 
@@ -116,10 +118,16 @@ def _ramp(length: int, start_ramp: Optional[int], end_ramp: Optional[int], blend
     return w
 
 
-def run_tiled(model: SAGAUNet, image: torch.Tensor, tile: int, *, halo: int = 32, mode: str = "exact",
+BLEND = 8  # px on each side of a tile boundary over which neighbouring tiles' outputs are cross-faded
+
+
+def run_tiled(model: SAGAUNet, image: torch.Tensor, tile: int, *, halo: Optional[int] = None, mode: str = "exact",
               proxy_side: int = 1024, on_tile: Optional[Callable[[int, int], None]] = None, dtype: Optional[torch.dtype] = None) -> torch.Tensor:
     """Enhance a (1, 3, H, W) image in tiles; returns (1, 3, H, W) float32 on the image's device.
 
+    halo: context added around each tile; by default the network's receptive radius plus the
+    blend width, so that every output pixel that is used sees all the context it would see in
+    the whole-image pass.
     on_tile(done, total) is called after every tile of every pass (for progress bars).
     dtype: autocast dtype (bf16/fp16) or None for fp32.
     """
@@ -133,10 +141,12 @@ def run_tiled(model: SAGAUNet, image: torch.Tensor, tile: int, *, halo: int = 32
     pad_h, pad_w = (-h) % m, (-w) % m
     padded = F.pad(image, (0, pad_w, 0, pad_h), mode="replicate") if pad_h or pad_w else image
     height, width = padded.shape[-2:]
+    blend = BLEND
+    if halo is None:
+        halo = model.receptive_radius + blend
     tiles = tile_grid(height, width, tile, halo, m)
     layers = model.saga_layers()
     shared = _SharedStates(layers)
-    blend = max(1, min(halo // 2, tile // 4))
     device_type = image.device.type
 
     def run(x: torch.Tensor) -> torch.Tensor:
@@ -151,7 +161,9 @@ def run_tiled(model: SAGAUNet, image: torch.Tensor, tile: int, *, halo: int = 32
             scale = min(1.0, proxy_side / max(height, width))
             size = (max(m, round(height * scale / m) * m), max(m, round(width * scale / m) * m))
             proxy = F.interpolate(padded, size=size, mode="area") if scale < 1 else padded
-            run(proxy)  # states are None, so every layer records its own proxy state
+            shared.recording = True
+            run(proxy)
+            shared.recording = False
         else:
             for layer_index in range(len(layers)):
                 shared.collect = layer_index

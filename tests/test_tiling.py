@@ -39,7 +39,7 @@ def test_256px_tiles_match_the_whole_image_within_one_8bit_step():
     image = (image + 0.02 * torch.randn_like(image)).clamp(0, 1)
     with torch.no_grad():
         whole = model(image)
-    tiled = run_tiled(model, image, tile=256, halo=32, mode="exact")
+    tiled = run_tiled(model, image, tile=256, mode="exact")
     assert tiled.shape == whole.shape
     assert (tiled - whole).abs().max().item() <= 1 / 255
 
@@ -50,7 +50,7 @@ def test_odd_sized_photo_tiles_keep_shape_and_agree():
     with torch.no_grad():
         whole = model(image)
     for mode in ("exact", "fast"):
-        tiled = run_tiled(model, image, tile=64, halo=32, mode=mode)
+        tiled = run_tiled(model, image, tile=64, mode=mode)
         assert tiled.shape == image.shape
         assert (tiled - whole).abs().max().item() <= 2 / 255
 

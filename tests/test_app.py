@@ -258,7 +258,7 @@ def test_start_refuses_untrained_weights_unless_allowed(tmp_path, monkeypatch, c
 def test_serve_subcommand_and_app_py_share_the_options():
     from enhance.cli import build_parser
 
-    args = build_parser().parse_args(["serve", "--host", "0.0.0.0", "--port", "8000", "--model", "saga-l"])
+    args = build_parser("serve").parse_args(["serve", "--host", "0.0.0.0", "--port", "8000", "--model", "saga-l"])
     assert (args.command, args.host, args.port, args.model, args.allow_untrained) == (
         "serve", "0.0.0.0", 8000, "saga-l", False)
 

@@ -171,5 +171,5 @@ def test_ablation_table_from_two_logs(tmp_path):
 
 
 def test_the_bench_subcommand_is_registered():
-    args = build_parser().parse_args(["bench", "--attention", "saga,linear", "--sizes", "64", "--mode", "infer"])
+    args = build_parser("bench").parse_args(["bench", "--attention", "saga,linear", "--sizes", "64", "--mode", "infer"])
     assert args.command == "bench" and args.attention == "saga,linear" and not args.rank

@@ -16,8 +16,9 @@ from .tiling import precision_context, run_tiled
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 DEVICES = ("auto", "cpu", "cuda", "mps")
-# Peak working memory of a forward pass per input pixel, per channel of the first level, in
-# bytes: measured on saga-s (16 channels) with fp32 and bf16 (see README), rounded up.
+# Working memory of a forward pass per input pixel, per channel of the first level, in bytes:
+# an estimate. With it, saga-s gets 1024-px tiles under the 1 GiB CPU cap, and the whole
+# `enhance run` process of a 12-MP photo peaked at 2.6 GB (README, "Speed and memory").
 BYTES_PER_PIXEL_PER_CHANNEL = 64
 MIN_TILE = 128
 

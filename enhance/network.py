@@ -9,7 +9,7 @@ Capabilities (what a caller may rely on) are declared once, in `SAGAUNet.capabil
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn.functional as F

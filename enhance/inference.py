@@ -16,11 +16,17 @@ from .tiling import precision_context, run_tiled
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 DEVICES = ("auto", "cpu", "cuda", "mps")
-# Working memory of a forward pass per input pixel, per channel of the first level, in bytes:
-# an estimate. With it, saga-s gets 1024-px tiles under the 1 GiB CPU cap, and the whole
-# `enhance run` process of a 12-MP photo peaked at 2.6 GB (README, "Speed and memory").
+# Working memory of one op on a tile, per pixel, per channel of the first level, in bytes: an
+# estimate, used where tiles are sized from free memory (GPUs).
 BYTES_PER_PIXEL_PER_CHANNEL = 64
+# On the CPU the tile is fixed: in `enhance run` of a 12-MP photo (saga-s, bf16, 2-core EPYC),
+# 256-px tiles took 20.9 s and 1.76 GB; 512 px 24.4 s and 2.18 GB; 1024 px 38.8 s and 2.91 GB.
+# Small tiles keep each op's working set in cache; below 256 the halo's share grows.
+CPU_TILE = 256
 MIN_TILE = 128
+# Whole-photo feature maps (enhance/tiling.py) beyond this many bytes go to temporary files on
+# the CPU, so that peak memory stops growing with the photo.
+CPU_MAP_BUDGET = 1 << 30
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -74,19 +80,25 @@ def available_memory(device: torch.device) -> int:
 
 
 def auto_tile_size(model: SAGAUNet, height: int, width: int, device: torch.device) -> int:
-    """Largest tile whose working memory fits a share of the free memory; 0 if the photo fits whole.
+    """The tile side for `--tile auto`; 0 when the photo fits in one tile.
 
-    On the CPU the budget is also capped at 1 GiB: beyond ~1 MP per tile the speed no longer
-    improves, and a capped budget keeps a 24-MP photo near the same peak as a 4-MP one.
+    CPU: CPU_TILE (measured fastest). GPU: the largest tile whose working memory fits a quarter
+    of the free memory, since a GPU is fastest with few, large kernels.
     """
+    if device.type == "cpu":
+        side = CPU_TILE
+    else:
+        per_pixel = BYTES_PER_PIXEL_PER_CHANNEL * model.config.widths[0]
+        if height * width * per_pixel <= available_memory(device) // 4:
+            return 0
+        side = max(MIN_TILE, int((available_memory(device) // 4 / per_pixel) ** 0.5) // 64 * 64)
+    return 0 if side >= height and side >= width else side
+
+
+def feature_map_budget(device: torch.device) -> int:
+    """Bytes the tiled pass may keep whole-photo feature maps in before spilling them to disk."""
     budget = available_memory(device) // 4
-    if device.type != "cuda":
-        budget = min(budget, 1 << 30)
-    per_pixel = BYTES_PER_PIXEL_PER_CHANNEL * model.config.widths[0]
-    side = int((budget / per_pixel) ** 0.5)
-    if height * width * per_pixel <= budget:
-        return 0
-    return max(MIN_TILE, side - side % 64)
+    return min(budget, CPU_MAP_BUDGET) if device.type == "cpu" else budget
 
 
 def _is_out_of_memory(err: BaseException) -> bool:
@@ -99,34 +111,36 @@ def to_tensor(image: np.ndarray) -> torch.Tensor:
     if image.ndim != 3 or image.shape[2] != 3:
         raise ValueError(f"expected an H x W x 3 RGB array, got shape {image.shape}")
     if image.dtype == np.uint8:
-        scaled = image.astype(np.float32) / 255
+        scaled = image.astype(np.float32)
+        scaled /= 255  # in place: one photo-sized float array, not two
     elif image.dtype == np.uint16:
-        scaled = image.astype(np.float32) / 65535
+        scaled = image.astype(np.float32)
+        scaled /= 65535
     elif np.issubdtype(image.dtype, np.floating):
         if image.size and (np.nanmin(image) < 0 or np.nanmax(image) > 1):
             raise ValueError("float images must hold values in [0, 1]")
         scaled = np.nan_to_num(image.astype(np.float32))
     else:
         raise ValueError(f"unsupported image dtype {image.dtype}; use uint8, uint16 or float in [0, 1]")
-    return torch.from_numpy(np.ascontiguousarray(scaled.transpose(2, 0, 1))).unsqueeze(0)
+    # H x W x 3 memory is already the channels_last layout that the CPU's convolutions prefer: a
+    # permuted view, not a copy (a 12-MP photo in float32 is 144 MB).
+    return torch.from_numpy(np.ascontiguousarray(scaled)).permute(2, 0, 1).unsqueeze(0)
 
 
 def from_tensor(tensor: torch.Tensor, dtype: np.dtype) -> np.ndarray:
     """(1, 3, H, W) float in [0, 1] -> H x W x 3 array of `dtype` (rounded for integers)."""
-    array = tensor[0].clamp(0, 1).permute(1, 2, 0).cpu().numpy()
-    if dtype == np.uint8:
-        return np.round(array * 255).astype(np.uint8)
-    if dtype == np.uint16:
-        return np.round(array * 65535).astype(np.uint16)
+    array = tensor[0].clamp(0, 1).permute(1, 2, 0).cpu().numpy()  # a new array: scaled in place below
+    if dtype in (np.uint8, np.uint16):
+        array *= np.iinfo(dtype).max
+        return np.round(array, out=array).astype(dtype)
     return array.astype(dtype)
 
 
-def enhance_tensor(model: SAGAUNet, x: torch.Tensor, *, tile: Union[int, str] = "auto", tile_mode: str = "exact",
-                   precision: str = "auto", halo: Optional[int] = None,
+def enhance_tensor(model: SAGAUNet, x: torch.Tensor, *, tile: Union[int, str] = "auto", precision: str = "auto",
                    on_tile: Optional[Callable[[int, int], None]] = None) -> torch.Tensor:
     """(1, 3, H, W) float in [0, 1] -> enhanced (1, 3, H, W) float32, on the model's device.
 
-    tile: "auto" (from free memory), 0 (whole image) or a tile side in pixels. On an
+    tile: "auto" (see auto_tile_size), 0 (whole image) or a tile side in pixels. On an
     out-of-memory error the tile side is halved and the photo restarted, down to 128 px.
     """
     device = next(model.parameters()).device
@@ -146,7 +160,8 @@ def enhance_tensor(model: SAGAUNet, x: torch.Tensor, *, tile: Union[int, str] = 
                 if on_tile:
                     on_tile(1, 1)
                 return out
-            return run_tiled(model, x, side, halo=halo, mode=tile_mode, on_tile=on_tile, dtype=dtype)
+            return run_tiled(model, x, side, on_tile=on_tile, dtype=dtype,
+                             map_budget=feature_map_budget(device))
         except Exception as err:  # noqa: BLE001 - only out-of-memory errors are retried
             if not _is_out_of_memory(err) or (0 < side <= MIN_TILE):
                 raise
@@ -158,6 +173,6 @@ def enhance_tensor(model: SAGAUNet, x: torch.Tensor, *, tile: Union[int, str] = 
 def enhance_image(model: SAGAUNet, image: np.ndarray, **options) -> np.ndarray:
     """Enhance an H x W x 3 photo (uint8, uint16 or float in [0, 1]); same shape and dtype out.
 
-    Options are those of `enhance_tensor` (tile, tile_mode, precision, halo, on_tile).
+    Options are those of `enhance_tensor` (tile, precision, on_tile).
     """
     return from_tensor(enhance_tensor(model, to_tensor(image), **options), image.dtype)

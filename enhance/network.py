@@ -105,6 +105,35 @@ class Upsample(nn.Sequential):
         super().__init__(nn.Conv2d(dim_in, dim_out * 4, 3, padding=1), nn.PixelShuffle(2))
 
 
+class Fuse(nn.Conv2d):
+    """Merge the upsampled features with the encoder's skip features (1x1 conv over both)."""
+
+    def forward(self, up: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        return super().forward(torch.cat([up, skip], dim=1))
+
+
+class OutputHead(nn.Conv2d):
+    """Features -> RGB residual, added to the input image.
+
+    The conv and the sum run in fp32: in bf16 the output's step near 1.0 is 1/128, coarser than
+    the 8-bit step the photo is saved with.
+    """
+
+    def forward(self, feat: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(device_type=feat.device.type, enabled=False):
+            return image.float() + super().forward(feat.float())
+
+
+# How far any single op of the network (a block, a resampling conv, the head) reaches, in px of
+# its own input's resolution: two 3x3 convs in a block. Tiled inference runs op by op with a
+# halo of this many px at the coarsest level (enhance/tiling.py).
+OP_RADIUS = 2
+
+
+def _call(op, *inputs):
+    return op(*inputs)
+
+
 class SAGAUNet(nn.Module):
     """Low-light enhancement network: (B, 3, H, W) in [0, 1] -> (B, 3, H, W).
 
@@ -122,9 +151,9 @@ class SAGAUNet(nn.Module):
         self.downs = nn.ModuleList(Downsample(cfg.widths[i], cfg.widths[i + 1]) for i in range(levels - 1))
         self.middle = _stage(cfg, levels - 1, cfg.middle_blocks)
         self.ups = nn.ModuleList(Upsample(cfg.widths[i + 1], cfg.widths[i]) for i in range(levels - 1))
-        self.fuses = nn.ModuleList(nn.Conv2d(cfg.widths[i] * 2, cfg.widths[i], 1) for i in range(levels - 1))
+        self.fuses = nn.ModuleList(Fuse(cfg.widths[i] * 2, cfg.widths[i], 1) for i in range(levels - 1))
         self.decoders = nn.ModuleList(_stage(cfg, i, n) for i, n in enumerate(cfg.decoder_blocks))
-        self.to_rgb = nn.Conv2d(cfg.widths[0], 3, 3, padding=1)
+        self.to_rgb = OutputHead(cfg.widths[0], 3, 3, padding=1)
 
     @property
     def capabilities(self) -> dict:
@@ -136,22 +165,6 @@ class SAGAUNet(nn.Module):
             "scale": 1,
         }
 
-    @property
-    def receptive_radius(self) -> int:
-        """How far (full-resolution px) an output pixel sees through the local paths (convolutions).
-
-        Tiled inference needs a halo at least this wide for a tile's core to equal the
-        whole-image result (the global attention state is shared separately). Each 3x3 conv at
-        level l reaches 2^l px; each pixel (un)shuffle between l and l+1 spans 2^l more.
-        """
-        cfg = self.config
-        convs_per_block = 2  # the attention's local branch and the feed-forward's depthwise conv
-        radius = 2  # embed and to_rgb, at full resolution
-        for level in range(len(cfg.widths) - 1):
-            radius += convs_per_block * (cfg.encoder_blocks[level] + cfg.decoder_blocks[level]) * 2 ** level
-            radius += 2 ** level + 2 ** (level + 1) + 2 * 2 ** level  # down conv, up conv, unshuffle, shuffle
-        return radius + convs_per_block * cfg.middle_blocks * 2 ** (len(cfg.widths) - 1)
-
     def saga_layers(self) -> list[SAGAttention]:
         """The global-state attention layers, in the order a forward pass reaches them.
 
@@ -160,23 +173,30 @@ class SAGAUNet(nn.Module):
         stages = [*self.encoders, self.middle, *reversed(self.decoders)]
         return [m for stage in stages for m in stage.modules() if isinstance(m, SAGAttention)]
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, run_op=_call) -> torch.Tensor:
+        """run_op(op, *inputs) applies each op (a block, a resampling, the fuse, the head).
+
+        By default it calls the op on the whole feature map. The tiled runner passes one that
+        streams every op over tiles of whole-photo buffers, which is how a photo far larger than
+        memory allows gets exactly this forward pass (enhance/tiling.py).
+        """
         h, w = x.shape[-2:]
         pad_h, pad_w = (-h) % self.multiple_of, (-w) % self.multiple_of
         # Replicate (not reflect) padding: reflect fails on inputs smaller than the pad.
         inp = F.pad(x, (0, pad_w, 0, pad_h), mode="replicate") if pad_h or pad_w else x
-        feat = self.embed(inp)
+        feat = run_op(self.embed, inp)
         skips = []
         for encoder, down in zip(self.encoders, self.downs):
-            feat = encoder(feat)
+            for block in encoder:
+                feat = run_op(block, feat)
             skips.append(feat)
-            feat = down(feat)
-        feat = self.middle(feat)
+            feat = run_op(down, feat)
+        for block in self.middle:
+            feat = run_op(block, feat)
         for i in reversed(range(len(self.decoders))):
-            feat = self.ups[i](feat)
-            feat = self.decoders[i](self.fuses[i](torch.cat([feat, skips[i]], dim=1)))
-        # The last conv and the residual sum run in fp32: in bf16 the output's step near 1.0 is
-        # 1/128, coarser than the 8-bit step the photo is saved with.
-        with torch.autocast(device_type=x.device.type, enabled=False):
-            out = (inp.float() + self.to_rgb(feat.float()))[..., :h, :w]
+            feat = run_op(self.ups[i], feat)  # rebinding feat at once frees the coarser map early
+            feat = run_op(self.fuses[i], feat, skips.pop())
+            for block in self.decoders[i]:
+                feat = run_op(block, feat)
+        out = run_op(self.to_rgb, feat, inp)[..., :h, :w]
         return out if self.training else out.clamp(0.0, 1.0)

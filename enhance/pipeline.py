@@ -10,9 +10,9 @@ from .inference import enhance_image
 from .network import SAGAUNet
 
 
-def enhance_photo(model: SAGAUNet, photo: Photo, *, tile: Union[int, str] = "auto", tile_mode: str = "exact",
-                  precision: str = "auto", on_tile: Optional[Callable[[int, int], None]] = None) -> Photo:
+def enhance_photo(model: SAGAUNet, photo: Photo, *, tile: Union[int, str] = "auto", precision: str = "auto",
+                  on_tile: Optional[Callable[[int, int], None]] = None) -> Photo:
     """The enhanced photo: new RGB pixels in the same dtype; alpha, grayscale flag, ICC and EXIF
     are carried over untouched so that `write_image` writes what came in."""
-    pixels = enhance_image(model, photo.pixels, tile=tile, tile_mode=tile_mode, precision=precision, on_tile=on_tile)
+    pixels = enhance_image(model, photo.pixels, tile=tile, precision=precision, on_tile=on_tile)
     return dataclasses.replace(photo, pixels=pixels, notes=list(photo.notes))

@@ -20,7 +20,7 @@ import signal
 import sys
 import time
 import tomllib
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Optional
 
@@ -44,6 +44,10 @@ class TrainConfig:
     attention: str = "saga"  # the gate ablation trains "linear" with an otherwise identical recipe
     patch_size: int = 128
     batch_size: int = 8
+    # Progressive patches (Restormer's progressive learning): [[from_step, patch, batch], ...]
+    # replaces patch_size/batch_size from each listed step on; larger late patches show the
+    # network more of each photo's context, which is what sets its global brightness.
+    patch_schedule: list = field(default_factory=list)
     steps: int = 4000
     lr: float = 1e-3
     min_lr: float = 1e-5
@@ -117,6 +121,15 @@ class TrainingData:
             lows.append(low)
             highs.append(high)
         return torch.stack(lows).float() / 255, torch.stack(highs).float() / 255
+
+
+def patch_and_batch(cfg: TrainConfig, step: int) -> tuple[int, int]:
+    """The (patch size, batch size) in force at `step`."""
+    patch, batch = cfg.patch_size, cfg.batch_size
+    for from_step, stage_patch, stage_batch in sorted(cfg.patch_schedule):
+        if step >= from_step:
+            patch, batch = stage_patch, stage_batch
+    return patch, batch
 
 
 def learning_rate(cfg: TrainConfig, step: int) -> float:
@@ -267,7 +280,7 @@ def train(cfg: TrainConfig, data_dir: Path, out: Path, resume: bool = False, max
 
     net = torch.nn.parallel.DistributedDataParallel(model) if distributed else model
     if cfg.compile:
-        net = torch.compile(net)
+        net = torch.compile(net, dynamic=False)  # one static graph per patch stage, no dynamic-shape code
     stopper = StopRequested()
 
     def checkpoint() -> None:
@@ -300,7 +313,8 @@ def train(cfg: TrainConfig, data_dir: Path, out: Path, resume: bool = False, max
         net.train()
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(cfg, step)
-        low, high = data.batch(cfg.batch_size, cfg.patch_size, gen)
+        patch, batch = patch_and_batch(cfg, step)
+        low, high = data.batch(batch, patch, gen)
         low, high = low.to(device), high.to(device)
         if cfg.channels_last:
             low = low.contiguous(memory_format=torch.channels_last)

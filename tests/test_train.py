@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 from enhance.cli import main
-from enhance.train import TrainConfig, learning_rate
+from enhance.train import TrainConfig, learning_rate, patch_and_batch
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -19,6 +19,7 @@ CONFIG = """
 model = "saga-s"
 patch_size = 32
 batch_size = 2
+patch_schedule = [[4, 24, 3]]
 steps = 6
 lr = 1e-3
 warmup_steps = 2
@@ -108,6 +109,12 @@ def test_learning_rate_warms_up_then_decays_to_min():
     assert learning_rate(cfg, 9) == pytest.approx(1e-3)
     assert learning_rate(cfg, 100) == pytest.approx(1e-5)
     assert learning_rate(cfg, 30) > learning_rate(cfg, 60)
+
+
+def test_patch_schedule_switches_patch_and_batch_at_its_steps():
+    cfg = TrainConfig(patch_size=128, batch_size=8, patch_schedule=[[100, 256, 2], [50, 192, 4]])
+    assert [patch_and_batch(cfg, step) for step in (0, 49, 50, 99, 100, 10_000)] == [
+        (128, 8), (128, 8), (192, 4), (192, 4), (256, 2), (256, 2)]
 
 
 def test_unknown_config_key_is_an_error(tmp_path):

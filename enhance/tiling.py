@@ -1,4 +1,4 @@
-"""Tiled inference that equals the whole-image pass, with memory bounded by the tile, not the network.
+"""Tiled inference that equals the whole-image pass, with memory bounded by the tile, not the photo.
 
 Tiled restoration tools usually run the whole network on each tile with some overlap, so every
 tile sees only itself: tiles can differ in tone, and a global model loses its global view.
@@ -12,11 +12,12 @@ Here the photo goes through the network op by op instead (SAGAUNet.forward's `ru
   runs one pass that adds up the tile cores' shares of that state and stops at the layer, then
   the pass that applies the whole photo's state in every tile.
 
-The result equals the whole-image pass up to float rounding (tests/test_tiling.py), at about the
-whole-image FLOPs: the halo adds (1 + 2 * 16 / tile)^2 - 1 (13% with 256-px tiles), and the
-state passes recompute each block's projection. Memory: the working set of one op on one tile,
+The result equals the whole-image pass up to float rounding (tests/test_tiling.py), at 1.4x the
+whole-image FLOPs with 256-px tiles (README): the halo adds (1 + 32 / tile)^2 - 1, 27%, and the
+state passes compute each block's projection a second time. Memory: the working set of one op on one tile,
 plus the whole-photo feature maps alive at once (three at full resolution at the last decoder
-level, in the autocast dtype: 96 MB per megapixel for saga-s in bf16).
+level, in the autocast dtype: 96 MB per megapixel for saga-s in bf16). Above a budget those maps
+live in temporary files (DiskMap) instead, and memory stops growing with the photo's size.
 """
 
 from __future__ import annotations
@@ -111,13 +112,13 @@ class DiskMap:
     page cache while there is room: the kernel, not this process, decides when it goes to disk.
     """
 
-    def __init__(self, shape: tuple[int, int, int, int], dtype: torch.dtype, folder: Optional[str] = None):
+    def __init__(self, shape: tuple[int, int, int, int], dtype: torch.dtype):
         batch, channels, height, width = shape
         assert batch == 1
         self.shape, self.dtype = torch.Size(shape), dtype
         self._item = torch.empty((), dtype=dtype).element_size()
         self._row = width * channels * self._item
-        self._file = tempfile.TemporaryFile(prefix="saga-map-", dir=folder)  # deleted when closed
+        self._file = tempfile.TemporaryFile(prefix="saga-map-")  # in $TMPDIR; deleted when closed
         self._file.truncate(height * self._row)
 
     def _raw(self, t: torch.Tensor) -> np.ndarray:

@@ -20,7 +20,7 @@ DEVICES = ("auto", "cpu", "cuda", "mps")
 # estimate, used where tiles are sized from free memory (GPUs).
 BYTES_PER_PIXEL_PER_CHANNEL = 64
 # On the CPU the tile is fixed: in `enhance run` of a 12-MP photo (saga-s, bf16, 2-core EPYC),
-# 256-px tiles took 20.9 s and 1.76 GB; 512 px 24.4 s and 2.18 GB; 1024 px 38.8 s and 2.91 GB.
+# 256-px tiles took 27.1 s and 0.93 GB; 512 px 28.7 s and 1.46 GB; 1024 px 35.0 s and 2.16 GB.
 # Small tiles keep each op's working set in cache; below 256 the halo's share grows.
 CPU_TILE = 256
 MIN_TILE = 128

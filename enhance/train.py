@@ -45,8 +45,8 @@ class TrainConfig:
     patch_size: int = 128
     batch_size: int = 8
     # Progressive patches (Restormer's progressive learning): [[from_step, patch, batch], ...]
-    # replaces patch_size/batch_size from each listed step on; larger late patches show the
-    # network more of each photo's context, which is what sets its global brightness.
+    # replaces patch_size/batch_size from each listed step on. Larger late patches show the
+    # network more of each photo's context, closer to the whole photos it enhances.
     patch_schedule: list = field(default_factory=list)
     steps: int = 4000
     lr: float = 1e-3

@@ -65,7 +65,7 @@ MAX_PIXELS = 100_000_000     # larger photos are refused from the header (read_i
 PREVIEW_SIDE = 2048          # long side of the browser previews; the download keeps full size
 QUEUE_SIZE = 32              # requests waiting beyond this are turned away with "queue full"
 DELETE_CACHE = (600, 3600)   # every 10 min, delete Gradio's cached files older than 1 hour
-TILE_CHOICES = [("auto (fits free memory)", "auto"), ("whole image", "0"),
+TILE_CHOICES = [("auto (256 px on a CPU; fits free memory on a GPU)", "auto"), ("whole image", "0"),
                 ("256 px", "256"), ("512 px", "512"), ("1024 px", "1024")]
 
 # gr.File has no clipboard source, so a pasted image is handed to its file input as if it
@@ -377,8 +377,8 @@ def build_app(model: torch.nn.Module, model_name: str = DEFAULT_MODEL, *, untrai
                 photo = gr.File(label="Dark photo", file_types=list(SUPPORTED_EXTENSIONS), elem_id="photo-input")
                 model_choice = gr.Dropdown(models.names, value=model_name, label="Model")
                 tile = gr.Dropdown(TILE_CHOICES, value="auto", allow_custom_value=True, label="Tile size",
-                                   info="Photos are processed in tiles when they do not fit in memory; "
-                                        "the result is the same.")
+                                   info="Tiles bound the memory a big photo needs; "
+                                        "the result is the same as in one piece.")
                 strength = gr.Slider(0.0, 1.0, value=1.0, step=0.05, label="Strength",
                                      info="1 = the model's output, 0 = the original photo.")
                 button = gr.Button("Enhance", variant="primary", elem_id="enhance-button")

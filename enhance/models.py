@@ -38,6 +38,8 @@ MODELS: dict[str, ModelEntry] = {
             UNetConfig(widths=(24, 48, 96, 144), encoder_blocks=(1, 1, 1), middle_blocks=2,
                        decoder_blocks=(1, 1, 1), head_dim=24),
             "quality model: 4 levels, 8 SAGA blocks, sized like Retinexformer (1.61 M)",
+            weights="saga-l.safetensors",
+            sha256="598fe7af4a7747c558d15eddf7fae1d57c7e26a1c7fa10e418dd990adb3b38a4",
         ),
     )
 }

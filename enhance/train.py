@@ -358,6 +358,7 @@ def train(cfg: TrainConfig, data_dir: Path, out: Path, resume: bool = False, max
     if progress:
         progress.close()
     if distributed:
+        dist.barrier()  # no rank tears the group down while another is still in a collective
         dist.destroy_process_group()
     return out / "best.safetensors"
 

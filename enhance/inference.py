@@ -89,9 +89,10 @@ def auto_tile_size(model: SAGAUNet, height: int, width: int, device: torch.devic
         side = CPU_TILE
     else:
         per_pixel = BYTES_PER_PIXEL_PER_CHANNEL * model.config.widths[0]
-        if height * width * per_pixel <= available_memory(device) // 4:
+        budget = available_memory(device) // 4
+        if height * width * per_pixel <= budget:
             return 0
-        side = max(MIN_TILE, int((available_memory(device) // 4 / per_pixel) ** 0.5) // 64 * 64)
+        side = max(MIN_TILE, int((budget / per_pixel) ** 0.5) // 64 * 64)
     return 0 if side >= height and side >= width else side
 
 

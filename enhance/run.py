@@ -84,7 +84,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--ext", default="same", choices=["same", "png", "jpg", "webp", "tif"],
                         help="output format (same: the input's, or png where it cannot be written)")
     parser.add_argument("--jpeg-quality", type=int, default=95, help="JPEG/WebP quality, 1-100")
-    parser.add_argument("--tile", default="auto", help="tile side in px, 0 for whole image, or auto (256 on a CPU; from free memory on a GPU)")
+    parser.add_argument("--tile", default="auto",
+                        help="tile side in px, 0 for whole image, or auto (256 on a CPU; from free memory on a GPU)")
     parser.add_argument("--device", default="auto", choices=DEVICES)
     parser.add_argument("--precision", default="auto", choices=PRECISIONS,
                         help="auto: bf16 on CPUs with bf16 instructions and on GPUs, else fp32")
@@ -161,8 +162,7 @@ def main(args) -> int:
                     tiles_bar.n = n_done
                     tiles_bar.refresh()
 
-                result = enhance_photo(model, photo, tile=tile,
-                                       precision=args.precision, on_tile=on_tile)
+                result = enhance_photo(model, photo, tile=tile, precision=args.precision, on_tile=on_tile)
             job.destination.parent.mkdir(parents=True, exist_ok=True)
             write_image(job.destination, result, jpeg_quality=args.jpeg_quality, overwrite=args.overwrite)
         except (ImageReadError, ImageWriteError) as err:

@@ -87,14 +87,14 @@ class _SharedStates:
         self.index = {id(layer): i for i, layer in enumerate(layers)}
         self.states: list[Optional[GlobalState]] = [None] * len(layers)
         self.collect: Optional[int] = None  # layer whose state the current pass sums up
-        self.tile: Optional[Tile] = None
-        self.window_height = 0  # of the current tile's window, in full-resolution px
+        self.tile: Optional[Tile] = None  # the tile being run
 
     def __call__(self, layer: SAGAttention, k_gated: torch.Tensor, v_gated: torch.Tensor) -> GlobalState:
         i = self.index[id(layer)]
         if i == self.collect:
             # Only the core's pixels count: the halo belongs to neighbouring tiles' cores.
-            t, scale = self.tile, self.window_height // k_gated.shape[-2]
+            t = self.tile
+            scale = (t.win_bottom - t.win_top) // k_gated.shape[-2]
             rows = slice((t.top - t.win_top) // scale, (t.bottom - t.win_top) // scale)
             cols = slice((t.left - t.win_left) // scale, (t.right - t.win_left) // scale)
             part = layer.reduce(k_gated[..., rows, cols], v_gated[..., rows, cols])
@@ -103,6 +103,11 @@ class _SharedStates:
         if self.states[i] is None:
             raise RuntimeError(f"SAGA layer {i} was reached before its global state was known")
         return self.states[i]
+
+
+def _raw_bytes(t: torch.Tensor) -> np.ndarray:
+    """A byte view of a contiguous tensor, for os.preadv/pwritev (bf16 has no NumPy dtype)."""
+    return t.view(torch.uint8).numpy()
 
 
 class DiskMap:
@@ -116,27 +121,22 @@ class DiskMap:
         batch, channels, height, width = shape
         assert batch == 1
         self.shape, self.dtype = torch.Size(shape), dtype
-        self._item = torch.empty((), dtype=dtype).element_size()
-        self._row = width * channels * self._item
+        self._row = width * channels * dtype.itemsize
         self._file = tempfile.TemporaryFile(prefix="saga-map-")  # in $TMPDIR; deleted when closed
         self._file.truncate(height * self._row)
 
-    def _raw(self, t: torch.Tensor) -> np.ndarray:
-        """A byte view of a contiguous tensor (bf16 has no NumPy dtype)."""
-        return t.view(torch.uint8).numpy()
-
     def read(self, top: int, bottom: int, left: int, right: int) -> torch.Tensor:
         rows = torch.empty(bottom - top, right - left, self.shape[1], dtype=self.dtype)
-        fd, offset = self._file.fileno(), left * self.shape[1] * self._item
+        fd, offset = self._file.fileno(), left * self.shape[1] * self.dtype.itemsize
         for r in range(bottom - top):
-            os.preadv(fd, [self._raw(rows[r])], (top + r) * self._row + offset)
+            os.preadv(fd, [_raw_bytes(rows[r])], (top + r) * self._row + offset)
         return rows.permute(2, 0, 1).unsqueeze(0)  # (1, C, h, w), channels_last in memory
 
     def write(self, top: int, left: int, values: torch.Tensor) -> None:
         rows = values[0].permute(1, 2, 0).to("cpu", self.dtype).contiguous()
-        fd, offset = self._file.fileno(), left * self.shape[1] * self._item
+        fd, offset = self._file.fileno(), left * self.shape[1] * self.dtype.itemsize
         for r in range(rows.shape[0]):
-            os.pwritev(fd, [self._raw(rows[r])], (top + r) * self._row + offset)
+            os.pwritev(fd, [_raw_bytes(rows[r])], (top + r) * self._row + offset)
 
 
 FeatureMap = Union[torch.Tensor, DiskMap]
@@ -161,7 +161,7 @@ class _OpByOp:
             self.on_tile(self.done, self.total)
 
     def _run_on_window(self, op, t: Tile, inputs: tuple[FeatureMap, ...], device: torch.device) -> torch.Tensor:
-        self.shared.tile, self.shared.window_height = t, t.win_bottom - t.win_top
+        self.shared.tile = t
         windows = []
         for x in inputs:
             s = self.height // x.shape[-2]  # this input's downscale factor
@@ -210,7 +210,7 @@ def count_ops(model: SAGAUNet) -> int:
 
 def feature_map_bytes(model: SAGAUNet, height: int, width: int, dtype: Optional[torch.dtype]) -> int:
     """Peak bytes of the whole-photo feature maps alive at once: three at full resolution."""
-    item = 4 if dtype is None else torch.empty((), dtype=dtype).element_size()
+    item = (dtype or torch.float32).itemsize
     return 3 * model.config.widths[0] * item * height * width
 
 

@@ -6,6 +6,9 @@ The card (`weights/<name>.json`) records what a user needs to trust the file: ar
 parameter count, sha256, training data and licence, steps, wall time, hardware, and the
 validation figures (plain and GT-mean) beside the input's own. The printed sha256 goes into
 the registry (enhance/models.py), which `load_model` checks the file against.
+
+A run that started from shipped weights (`init_weights` in its config) is a later stage of the
+same model: its card lists every stage's recipe, and counts steps and wall time over all of them.
 """
 
 from __future__ import annotations
@@ -23,14 +26,32 @@ TRAINING_DATA = ("340-pair subset of the LOL-v1 training split (our485; Wei et a
                  "the images are not redistributed here.")
 
 
-def build_card(run: Path, name: str, hardware: str, weights: Path) -> dict:
+def earlier_stages(config: dict) -> tuple[list[dict], int, float]:
+    """The stages, steps and hours behind the run's `init_weights`, read from their model card."""
+    init = config.get("init_weights")
+    if not init:
+        return [], 0, 0.0
+    card_path = Path(init).with_suffix(".json")
+    if not card_path.exists():
+        raise SystemExit(f"{card_path}: no model card for the init_weights of this run")
+    card = json.loads(card_path.read_text())
+    stages = card.get("stages") or [{"training_config": card["training_config"], "steps": card["steps_trained"],
+                                     "wall_time_hours": card["wall_time_hours"]}]
+    return stages, card["steps_trained"], card["wall_time_hours"]
+
+
+def build_card(run: Path, name: str, hardware: str, weights: Path, earlier: tuple[list[dict], int, float]) -> dict:
+    """`earlier`: what `earlier_stages` read before the shipped card was overwritten."""
     rows = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines() if line.strip()]
     config = json.loads((run / "config.json").read_text())
     best = json.loads((run / "best.json").read_text())
     baseline = next((r for r in rows if r["kind"] == "baseline"), {})
     trained = [r for r in rows if r["kind"] == "train"]
     model = load_model(weights)
-    return {
+    steps = trained[-1]["step"] if trained else 0
+    hours = round(trained[-1]["wall_seconds"] / 3600, 2) if trained else 0
+    stages, earlier_steps, earlier_hours = earlier
+    card = {
         "name": name,
         "architecture": {"network": "SAGAUNet", **model.config.to_dict()},
         "parameters": sum(p.numel() for p in model.parameters()),
@@ -38,9 +59,9 @@ def build_card(run: Path, name: str, hardware: str, weights: Path) -> dict:
         "weights": "EMA of the training weights, fp32",
         "training_data": TRAINING_DATA,
         "training_config": config,
-        "steps_trained": trained[-1]["step"] if trained else 0,
-        "best_step": best["step"],
-        "wall_time_hours": round(trained[-1]["wall_seconds"] / 3600, 2) if trained else 0,
+        "steps_trained": earlier_steps + steps,
+        "best_step": earlier_steps + best["step"],
+        "wall_time_hours": round(earlier_hours + hours, 2),
         "hardware": hardware,
         "validation": {
             "images": "30 pairs of datasets/lol_v1_val.txt, whole 600x400 images, output quantised to 8 bits",
@@ -49,6 +70,9 @@ def build_card(run: Path, name: str, hardware: str, weights: Path) -> dict:
             "precision": "bf16 autocast" if config.get("bf16") else "fp32",
         },
     }
+    if stages:
+        card["stages"] = stages + [{"training_config": config, "steps": steps, "wall_time_hours": hours}]
+    return card
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -60,11 +84,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     weights = args.out / f"{args.name}.safetensors"
+    earlier = earlier_stages(json.loads((args.run / "config.json").read_text()))  # before its card is replaced
     tmp = weights.with_name(f".{weights.name}.tmp")
     shutil.copyfile(args.run / "best.safetensors", tmp)
     tmp.replace(weights)
-    card = build_card(args.run, args.name, args.hardware, weights)
-    (args.out / f"{args.name}.json").write_text(json.dumps(card, indent=2) + "\n")
+    card = build_card(args.run, args.name, args.hardware, weights, earlier)
+    card_path = args.out / f"{args.name}.json"
+    tmp = card_path.with_name(f".{card_path.name}.tmp")
+    tmp.write_text(json.dumps(card, indent=2) + "\n")
+    tmp.replace(card_path)
     print(f"{weights}: sha256 {card['sha256']} (put it in enhance/models.py)")
     return 0
 

@@ -353,7 +353,7 @@ def train(cfg: TrainConfig, data_dir: Path, out: Path, resume: bool = False, max
             plot_curves(log_path, out / "curves.png")
         if step % cfg.checkpoint_every == 0:
             checkpoint()
-    if step % cfg.checkpoint_every:
+    if step % cfg.checkpoint_every or not ckpt_path.exists():
         checkpoint()  # stopped by a signal, max_steps, or the end: keep everything
     if progress:
         progress.close()

@@ -135,3 +135,31 @@ def test_distributed_data_parallel_with_two_cpu_processes(dataset, tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     ckpt = torch.load(out / "checkpoint.pt", weights_only=True)
     assert ckpt["step"] == 6 and len(ckpt["rng"]) == 2  # both ranks' RNG states are kept
+
+
+def test_second_stage_starts_from_shipped_weights_and_its_card_counts_both(dataset, tmp_path):
+    from enhance.modelcard import main as ship
+    from enhance.weights import load_model
+
+    data, config = dataset
+    weights = tmp_path / "weights"
+    assert train(config, data, tmp_path / "stage1") == 0
+    assert ship([str(tmp_path / "stage1"), "--name", "tiny", "--hardware", "test CPU", "--out", str(weights)]) == 0
+    first = json.loads((weights / "tiny.json").read_text())
+    shipped = load_model(weights / "tiny.safetensors").state_dict()
+
+    stage2 = tmp_path / "stage2.toml"
+    stage2.write_text(config.read_text().replace("steps = 6", "steps = 3")
+                      + f'init_weights = "{weights / "tiny.safetensors"}"\n')
+    assert train(stage2, data, tmp_path / "stage2", "--max-steps", 0) == 0  # no step taken: the weights are the init
+    started = torch.load(tmp_path / "stage2" / "checkpoint.pt", weights_only=True)["model"]
+    for key, value in shipped.items():
+        assert torch.equal(started[key], value), key
+
+    assert train(stage2, data, tmp_path / "stage2") == 0
+    assert ship([str(tmp_path / "stage2"), "--name", "tiny", "--hardware", "test CPU", "--out", str(weights)]) == 0
+    second = json.loads((weights / "tiny.json").read_text())
+    assert second["steps_trained"] == first["steps_trained"] + 3 == 9
+    assert [s["steps"] for s in second["stages"]] == [6, 3]
+    assert second["stages"][0]["training_config"] == first["training_config"]
+    assert second["stages"][1]["training_config"]["init_weights"].endswith("tiny.safetensors")

@@ -56,6 +56,7 @@ from .imageio import ImageReadError, ImageWriteError, Photo, read_image, write_i
 from .inference import DEVICES, PRECISIONS, enhance_tensor, resolve_device, resolve_precision, to_tensor
 from .metrics import (
     colourfulness,
+    exposure_stops,
     mean_brightness,
     psnr,
     psnr_gt_mean,
@@ -217,6 +218,9 @@ def evaluate(model, pairset: PairSet, *, gt_mean: bool = False, tta: bool = Fals
                 "ssim": ssim(out8, high, data_range=255.0),
                 "psnr_gt_mean": psnr_gt_mean(out8, high) if gt_mean else None,
                 "ssim_gt_mean": ssim_gt_mean(out8, high) if gt_mean else None,
+                # Most of the gap between plain and GT-mean figures is global exposure: in stops,
+                # + means the output is brighter than the ground truth.
+                "exposure_stops": exposure_stops(out8, high),
             }
         record["seconds"] = seconds
         records.append(record)
@@ -230,6 +234,8 @@ def evaluate(model, pairset: PairSet, *, gt_mean: bool = False, tta: bool = Fals
         "ssim": mean_of("ssim"),
         "psnr_gt_mean": mean_of("psnr_gt_mean"),
         "ssim_gt_mean": mean_of("ssim_gt_mean"),
+        "exposure_stops": mean_of("exposure_stops"),
+        "exposure_error_stops": _mean([abs(r["exposure_stops"]) for r in records if "exposure_stops" in r]),
         "n_images": len(records),
         "model": model_name,
         "weights_sha256": weights_sha256,
@@ -366,6 +372,7 @@ def print_report(report: dict) -> None:
         columns = [("PSNR dB", "psnr", 2), ("SSIM", "ssim", 4)]
         if report["psnr_gt_mean"] is not None:
             columns += [("GT-mean PSNR dB", "psnr_gt_mean", 2), ("GT-mean SSIM", "ssim_gt_mean", 4)]
+        columns.append(("exposure vs GT", "exposure_stops", 2))
     columns.append(("seconds", "seconds", 3))
 
     def row(name: str, values: dict) -> str:
@@ -391,6 +398,8 @@ def print_report(report: dict) -> None:
             line += (f"   |   GT-mean: PSNR {_fmt(report['psnr_gt_mean'], 2)} dB, "
                      f"SSIM {_fmt(report['ssim_gt_mean'], 4)}")
         print(f"{line}   ({n} images{', TTA x8' if report['tta'] else ''})")
+        print(f"exposure vs GT: mean {_fmt(report['exposure_stops'], 2)} stops, "
+              f"mean absolute {_fmt(report['exposure_error_stops'], 2)} stops")
     print(f"parameters {report['parameters'] / 1e6:.3f} M, FLOPs {report['flops_256x256'] / 1e9:.2f} G at 256x256 "
           f"(one pass{'; TTA runs 8' if report['tta'] else ''}), "
           f"{_fmt(report['mean_seconds'], 3)} s per image on {report['device']}")

@@ -34,6 +34,7 @@ __all__ = [
     "psnr_gt_mean",
     "ssim_gt_mean",
     "mean_brightness",
+    "exposure_stops",
     "rms_contrast",
     "colourfulness",
 ]
@@ -212,6 +213,26 @@ def mean_brightness(img01: np.ndarray) -> float:
     img = _to_float01(img01)
     _check_rgb(img)
     return float(_gray(img).mean())
+
+
+def exposure_stops(output01: np.ndarray, target01: np.ndarray) -> float:
+    """How much brighter the output is than the target, in photographic stops.
+
+    log2 of the ratio of mean BT.601 gray levels: +1 is twice as bright, -1 half, 0 the
+    same global exposure. Accepts float [0, 1] or uint8 RGB; a black target gives inf.
+
+    >>> target = np.full((4, 4, 3), 0.2)
+    >>> exposure_stops(2 * target, target)
+    1.0
+    >>> exposure_stops(target / 4, target)
+    -2.0
+    """
+    out, ref = mean_brightness(output01), mean_brightness(target01)
+    if ref == 0.0:
+        return math.inf if out > 0.0 else 0.0
+    if out == 0.0:
+        return -math.inf
+    return math.log2(out / ref)
 
 
 def rms_contrast(img01: np.ndarray) -> float:

@@ -76,7 +76,9 @@ def test_json_report_gt_mean_and_saved_pngs(lol, tmp_path, capsys):
     assert report["psnr_gt_mean"] is not None and report["ssim_gt_mean"] is not None
     assert report["psnr_gt_mean"] != report["psnr"]
     for record in report["images"]:
-        assert set(record) == {"name", "psnr", "ssim", "psnr_gt_mean", "ssim_gt_mean", "seconds"}
+        assert set(record) == {"name", "psnr", "ssim", "psnr_gt_mean", "ssim_gt_mean", "exposure_stops", "seconds"}
+    assert "exposure vs GT" in printed
+    assert report["exposure_error_stops"] == pytest.approx(np.mean([abs(r["exposure_stops"]) for r in report["images"]]))
 
     # The saved PNGs are the exact 8-bit images that were scored.
     scores = []
@@ -127,6 +129,26 @@ class Pointwise(nn.Module):
 
     def forward(self, x):
         return self.mix(x).clamp(0, 1)
+
+
+class HalfExposure(nn.Module):
+    """Half the ground truth's brightness for the generated pairs, whose low is 0.15 x high."""
+
+    def __init__(self):
+        super().__init__()
+        self.gain = nn.Parameter(torch.tensor(0.5 / 0.15))
+
+    def forward(self, x):
+        return (x * self.gain).clamp(0, 1)
+
+
+def test_exposure_column_measures_global_brightness_in_stops(lol):
+    data, _ = lol
+    model = HalfExposure().eval()
+    report = evaluate(model, find_pairs(data), progress=False)
+    for record in report["images"]:  # half as bright is -1 stop, give or take the 8-bit rounding of low
+        assert record["exposure_stops"] == pytest.approx(-1.0, abs=0.02)
+    assert report["exposure_error_stops"] == pytest.approx(abs(report["exposure_stops"]))
 
 
 def test_tta_undoes_its_transforms():

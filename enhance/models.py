@@ -39,7 +39,7 @@ MODELS: dict[str, ModelEntry] = {
                        decoder_blocks=(1, 1, 1), head_dim=24),
             "quality model: 4 levels, 8 SAGA blocks, sized like Retinexformer (1.61 M)",
             weights="saga-l.safetensors",
-            sha256="598fe7af4a7747c558d15eddf7fae1d57c7e26a1c7fa10e418dd990adb3b38a4",
+            sha256="7754512688836a94ed020576407db8d53c9971fb0f7587d7dbd7f487eee1bb81",
         ),
     )
 }

@@ -334,7 +334,7 @@ def train(cfg: TrainConfig, data_dir: Path, out: Path, resume: bool = False, max
         if progress:
             progress.update(1)
             progress.set_postfix(loss=f"{loss.item():.4f}")
-        if step % cfg.log_every == 0 or step == last:
+        if step % cfg.log_every == 0 or step == last or stopper.requested:  # a stopped run logs its last steps too
             elapsed = time.time() - tic
             wall_seconds += elapsed
             log({"kind": "train", "step": step, "loss": window_loss / window_steps, "lr": learning_rate(cfg, step - 1),

@@ -1,8 +1,10 @@
 """`enhance train`: exact resume, checkpoints, logs, bad data, and DDP with two CPU processes."""
 
 import json
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -135,6 +137,34 @@ def test_distributed_data_parallel_with_two_cpu_processes(dataset, tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     ckpt = torch.load(out / "checkpoint.pt", weights_only=True)
     assert ckpt["step"] == 6 and len(ckpt["rng"]) == 2  # both ranks' RNG states are kept
+
+
+def test_sigterm_checkpoints_logs_the_last_steps_and_resumes(dataset, tmp_path):
+    data, config = dataset
+    long_run = tmp_path / "long.toml"
+    long_run.write_text(config.read_text().replace("steps = 6", "steps = 100000")
+                        .replace("checkpoint_every = 3", "checkpoint_every = 5").replace("log_every = 1", "log_every = 1000")
+                        .replace("val_every = 3", "val_every = 100000"))
+    out = tmp_path / "run"
+    command = [sys.executable, str(ROOT / "cli.py"), "train", "--config", str(long_run), "--data", str(data),
+               "--out", str(out)]
+    stderr = tmp_path / "stderr.txt"  # a file, not a pipe: the progress bar could fill a pipe and block
+    with open(stderr, "w") as err, subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=err, cwd=ROOT) as process:
+        try:
+            deadline = time.time() + 240
+            while not (out / "checkpoint.pt").exists():  # step 5 is done: training is under way
+                assert process.poll() is None and time.time() < deadline, "training did not reach step 5"
+                time.sleep(0.2)
+            process.send_signal(signal.SIGTERM)
+            assert process.wait(timeout=120) == 0, stderr.read_text()[-3000:]
+        finally:
+            process.kill()
+    ckpt = torch.load(out / "checkpoint.pt", weights_only=True)
+    rows = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert ckpt["step"] >= 5
+    assert [r for r in rows if r["kind"] == "train"][-1]["step"] == ckpt["step"]  # no step left out of the log
+    assert train(long_run, data, out, "--resume", "--max-steps", ckpt["step"] + 2) == 0
+    assert torch.load(out / "checkpoint.pt", weights_only=True)["step"] == ckpt["step"] + 2
 
 
 def test_second_stage_starts_from_shipped_weights_and_its_card_counts_both(dataset, tmp_path):

@@ -1,4 +1,5 @@
-"""`enhance train`: exact resume, checkpoints, logs, bad data, and DDP with two CPU processes."""
+"""`enhance train`: exact resume, SIGTERM checkpoints, logs, bad data, DDP with two CPU processes, and
+a second stage from shipped weights."""
 
 import json
 import signal

@@ -26,21 +26,20 @@ TRAINING_DATA = ("340-pair subset of the LOL-v1 training split (our485; Wei et a
                  "the images are not redistributed here.")
 
 
-def earlier_stages(config: dict) -> tuple[list[dict], int, float]:
-    """The stages, steps and hours behind the run's `init_weights`, read from their model card."""
+def earlier_stages(config: dict) -> list[dict]:
+    """The stages behind the run's `init_weights` (recipe, steps, hours each), from their model card."""
     init = config.get("init_weights")
     if not init:
-        return [], 0, 0.0
+        return []
     card_path = Path(init).with_suffix(".json")
     if not card_path.exists():
         raise SystemExit(f"{card_path}: no model card for the init_weights of this run")
     card = json.loads(card_path.read_text())
-    stages = card.get("stages") or [{"training_config": card["training_config"], "steps": card["steps_trained"],
-                                     "wall_time_hours": card["wall_time_hours"]}]
-    return stages, card["steps_trained"], card["wall_time_hours"]
+    return card.get("stages") or [{"training_config": card["training_config"], "steps": card["steps_trained"],
+                                   "wall_time_hours": card["wall_time_hours"]}]
 
 
-def build_card(run: Path, name: str, hardware: str, weights: Path, earlier: tuple[list[dict], int, float]) -> dict:
+def build_card(run: Path, name: str, hardware: str, weights: Path, earlier: list[dict]) -> dict:
     """`earlier`: what `earlier_stages` read before the shipped card was overwritten."""
     rows = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines() if line.strip()]
     config = json.loads((run / "config.json").read_text())
@@ -50,7 +49,7 @@ def build_card(run: Path, name: str, hardware: str, weights: Path, earlier: tupl
     model = load_model(weights)
     steps = trained[-1]["step"] if trained else 0
     hours = round(trained[-1]["wall_seconds"] / 3600, 2) if trained else 0
-    stages, earlier_steps, earlier_hours = earlier
+    earlier_steps = sum(stage["steps"] for stage in earlier)
     card = {
         "name": name,
         "architecture": {"network": "SAGAUNet", **model.config.to_dict()},
@@ -61,7 +60,7 @@ def build_card(run: Path, name: str, hardware: str, weights: Path, earlier: tupl
         "training_config": config,
         "steps_trained": earlier_steps + steps,
         "best_step": earlier_steps + best["step"],
-        "wall_time_hours": round(earlier_hours + hours, 2),
+        "wall_time_hours": round(hours + sum(stage["wall_time_hours"] for stage in earlier), 2),
         "hardware": hardware,
         "validation": {
             "images": "30 pairs of datasets/lol_v1_val.txt, whole 600x400 images, output quantised to 8 bits",
@@ -70,8 +69,8 @@ def build_card(run: Path, name: str, hardware: str, weights: Path, earlier: tupl
             "precision": "bf16 autocast" if config.get("bf16") else "fp32",
         },
     }
-    if stages:
-        card["stages"] = stages + [{"training_config": config, "steps": steps, "wall_time_hours": hours}]
+    if earlier:
+        card["stages"] = earlier + [{"training_config": config, "steps": steps, "wall_time_hours": hours}]
     return card
 
 

@@ -2,7 +2,7 @@
 
     enhance train --config configs/saga-s.toml --data ../shared/datasets/LOL-v1-train --out runs/saga-s [--resume]
 
-One step = a batch of random patches (crop, flips, 90-degree rotations), L1 loss, AdamW with
+One step = a batch of random patches (crop, flips, 90-degree rotations), L1 (or PSNR) loss, AdamW with
 warm-up and cosine decay, gradient clipping, an EMA of the weights, bf16 autocast with
 channels_last. Every `checkpoint_every` steps, and on SIGTERM/Ctrl-C, the whole training state is
 written atomically; `--resume` continues bit-exactly. Under `torchrun`, DistributedDataParallel
@@ -49,6 +49,7 @@ class TrainConfig:
     # network more of each photo's context, closer to the whole photos it enhances.
     patch_schedule: list = field(default_factory=list)
     steps: int = 4000
+    loss: str = "l1"  # or "psnr": see LOSSES
     lr: float = 1e-3
     min_lr: float = 1e-5
     weight_decay: float = 1e-4
@@ -74,7 +75,22 @@ class TrainConfig:
         unknown = sorted(set(values) - known)
         if unknown:
             raise SystemExit(f"{path}: unknown config keys: {', '.join(unknown)}")
+        if values.get("loss", "l1") not in LOSSES:
+            raise SystemExit(f"{path}: unknown loss {values['loss']!r}; choose from {', '.join(LOSSES)}")
         return cls(**values)
+
+
+def psnr_loss(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Minus the PSNR of each image (data range 1), averaged over the batch (HINet's PSNR loss).
+
+    Validation scores the mean of per-image PSNRs, which this is (negated); L1 instead weighs
+    every pixel of the batch alike and so drives each pixel towards its median, not its mean.
+    """
+    mse = (output - target).square().mean(dim=(1, 2, 3))
+    return (10 * torch.log10(mse + 1e-8)).mean()
+
+
+LOSSES = {"l1": F.l1_loss, "psnr": psnr_loss}
 
 
 def _as_uint8(pixels: np.ndarray) -> np.ndarray:
@@ -189,7 +205,7 @@ def set_rng_state(state: dict, gen: torch.Generator) -> None:
     random.setstate(state["python"])
 
 
-def plot_curves(log_path: Path, png_path: Path) -> None:
+def plot_curves(log_path: Path, png_path: Path, loss_name: str = "l1") -> None:
     """Training loss and validation PSNR against step, as a PNG beside the log."""
     import matplotlib
 
@@ -201,7 +217,10 @@ def plot_curves(log_path: Path, png_path: Path) -> None:
     val = [r for r in rows if r["kind"] == "val"]
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
     ax1.plot([r["step"] for r in train], [r["loss"] for r in train])
-    ax1.set(xlabel="step", ylabel="L1 loss", yscale="log", title="training loss")
+    if loss_name == "psnr":  # minus the training patches' PSNR in dB: negative, so a linear axis
+        ax1.set(xlabel="step", ylabel="PSNR loss (-dB)", title="training loss")
+    else:
+        ax1.set(xlabel="step", ylabel="L1 loss", yscale="log", title="training loss")
     ax2.plot([r["step"] for r in val], [r["psnr"] for r in val], marker="o")
     ax2.set(xlabel="step", ylabel="PSNR (dB)", title="validation PSNR (EMA weights)")
     fig.tight_layout()
@@ -319,7 +338,7 @@ def train(cfg: TrainConfig, data_dir: Path, out: Path, resume: bool = False, max
         if cfg.channels_last:
             low = low.contiguous(memory_format=torch.channels_last)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
-            loss = F.l1_loss(net(low).float(), high)
+            loss = LOSSES[cfg.loss](net(low).float(), high)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
@@ -350,7 +369,7 @@ def train(cfg: TrainConfig, data_dir: Path, out: Path, resume: bool = False, max
                 sha = save_weights(ema, out / "best.safetensors", name=cfg.model)
                 card = {"model": cfg.model, "step": step, "sha256": sha, **scores}
                 (out / "best.json").write_text(json.dumps(card, indent=2))
-            plot_curves(log_path, out / "curves.png")
+            plot_curves(log_path, out / "curves.png", cfg.loss)
         if step % cfg.checkpoint_every == 0:
             checkpoint()
     if step % cfg.checkpoint_every or not ckpt_path.exists():

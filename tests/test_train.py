@@ -14,7 +14,8 @@ import torch
 from PIL import Image
 
 from enhance.cli import main
-from enhance.train import TrainConfig, learning_rate, patch_and_batch
+from enhance.metrics import psnr
+from enhance.train import TrainConfig, learning_rate, patch_and_batch, psnr_loss
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -125,6 +126,33 @@ def test_unknown_config_key_is_an_error(tmp_path):
     bad.write_text('model = "saga-s"\nlearning_rate = 0.1\n')
     with pytest.raises(SystemExit, match="learning_rate"):
         TrainConfig.from_file(bad)
+
+
+def test_unknown_loss_is_an_error(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text('model = "saga-s"\nloss = "l3"\n')
+    with pytest.raises(SystemExit, match="unknown loss 'l3'"):
+        TrainConfig.from_file(bad)
+
+
+def test_psnr_loss_is_minus_the_mean_per_image_psnr():
+    rng = np.random.default_rng(1)
+    target = rng.random((2, 3, 16, 16))
+    output = np.clip(target + rng.normal(0, [[[[0.02]]], [[[0.1]]]], target.shape), 0, 1)
+    per_image = [psnr(o.transpose(1, 2, 0), t.transpose(1, 2, 0), data_range=1.0) for o, t in zip(output, target)]
+    loss = psnr_loss(torch.from_numpy(output), torch.from_numpy(target))
+    assert loss.item() == pytest.approx(-np.mean(per_image), abs=1e-4)
+
+
+def test_psnr_loss_trains_a_run_and_plots_its_curve(dataset, tmp_path):
+    data, config = dataset
+    config.write_text(config.read_text() + 'loss = "psnr"\n')
+    out = tmp_path / "run"
+    assert train(config, data, out) == 0
+    rows = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    losses = [r["loss"] for r in rows if r["kind"] == "train"]
+    assert len(losses) == 6 and all(loss < 0 for loss in losses)  # minus a PSNR in dB
+    assert (out / "curves.png").stat().st_size > 0
 
 
 @pytest.mark.slow

@@ -8,7 +8,7 @@ validation figures (plain and GT-mean) beside the input's own. The printed sha25
 the registry (enhance/models.py), which `load_model` checks the file against.
 
 A run that started from shipped weights (`init_weights` in its config) is a later stage of the
-same model: its card lists every stage's recipe, and counts steps and wall time over all of them.
+same model: its card lists every stage's recipe, the step each handed on, and its wall time.
 """
 
 from __future__ import annotations
@@ -27,7 +27,11 @@ TRAINING_DATA = ("340-pair subset of the LOL-v1 training split (our485; Wei et a
 
 
 def earlier_stages(config: dict) -> list[dict]:
-    """The stages behind the run's `init_weights` (recipe, steps, hours each), from their model card."""
+    """The stages behind the run's `init_weights`, from their model card.
+
+    Each stage: its recipe, the steps it ran, the step whose EMA weights it handed on (the next
+    stage starts from those, not from its last step) and its wall time.
+    """
     init = config.get("init_weights")
     if not init:
         return []
@@ -35,12 +39,16 @@ def earlier_stages(config: dict) -> list[dict]:
     if not card_path.exists():
         raise SystemExit(f"{card_path}: no model card for the init_weights of this run")
     card = json.loads(card_path.read_text())
-    return card.get("stages") or [{"training_config": card["training_config"], "steps": card["steps_trained"],
-                                   "wall_time_hours": card["wall_time_hours"]}]
+    return card.get("stages") or [{"training_config": card["training_config"], "steps": card["steps_run"],
+                                   "shipped_step": card["steps_trained"], "wall_time_hours": card["wall_time_hours"]}]
 
 
 def build_card(run: Path, name: str, hardware: str, weights: Path, earlier: list[dict]) -> dict:
-    """`earlier`: what `earlier_stages` read before the shipped card was overwritten."""
+    """`earlier`: what `earlier_stages` read before the shipped card was overwritten.
+
+    `steps_trained` counts the optimiser steps behind the shipped weights (each stage up to the
+    step it handed on); `steps_run` and `wall_time_hours` count all the training that was done.
+    """
     rows = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines() if line.strip()]
     config = json.loads((run / "config.json").read_text())
     best = json.loads((run / "best.json").read_text())
@@ -49,7 +57,7 @@ def build_card(run: Path, name: str, hardware: str, weights: Path, earlier: list
     model = load_model(weights)
     steps = trained[-1]["step"] if trained else 0
     hours = round(trained[-1]["wall_seconds"] / 3600, 2) if trained else 0
-    earlier_steps = sum(stage["steps"] for stage in earlier)
+    stages = earlier + [{"training_config": config, "steps": steps, "shipped_step": best["step"], "wall_time_hours": hours}]
     card = {
         "name": name,
         "architecture": {"network": "SAGAUNet", **model.config.to_dict()},
@@ -58,9 +66,9 @@ def build_card(run: Path, name: str, hardware: str, weights: Path, earlier: list
         "weights": "EMA of the training weights, fp32",
         "training_data": TRAINING_DATA,
         "training_config": config,
-        "steps_trained": earlier_steps + steps,
-        "best_step": earlier_steps + best["step"],
-        "wall_time_hours": round(hours + sum(stage["wall_time_hours"] for stage in earlier), 2),
+        "steps_trained": sum(stage["shipped_step"] for stage in stages),
+        "steps_run": sum(stage["steps"] for stage in stages),
+        "wall_time_hours": round(sum(stage["wall_time_hours"] for stage in stages), 2),
         "hardware": hardware,
         "validation": {
             "images": "30 pairs of datasets/lol_v1_val.txt, whole 600x400 images, output quantised to 8 bits",
@@ -70,7 +78,7 @@ def build_card(run: Path, name: str, hardware: str, weights: Path, earlier: list
         },
     }
     if earlier:
-        card["stages"] = earlier + [{"training_config": config, "steps": steps, "wall_time_hours": hours}]
+        card["stages"] = stages
     return card
 
 

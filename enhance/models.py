@@ -31,7 +31,7 @@ MODELS: dict[str, ModelEntry] = {
             UNetConfig(widths=(16, 32, 64, 96), encoder_blocks=(1, 1, 1), middle_blocks=1, decoder_blocks=(1, 1, 1)),
             "CPU-friendly default: 4 levels, 7 SAGA blocks",
             weights="saga-s.safetensors",
-            sha256="74b938b4c4b2e6a0fef449df00ba13e1a675461d0867df985042794b112ea480",
+            sha256="04affe05bc507732256835d10f337dc07c2400657318f0805a0759a86a6dbe34",
         ),
         ModelEntry(
             "saga-l",

@@ -218,7 +218,10 @@ def test_second_stage_starts_from_shipped_weights_and_its_card_counts_both(datas
     assert train(stage2, data, tmp_path / "stage2") == 0
     assert ship([str(tmp_path / "stage2"), "--name", "tiny", "--hardware", "test CPU", "--out", str(weights)]) == 0
     second = json.loads((weights / "tiny.json").read_text())
-    assert second["steps_trained"] == first["steps_trained"] + 3 == 9
-    assert [s["steps"] for s in second["stages"]] == [6, 3]
+    best1, best2 = (json.loads((tmp_path / run / "best.json").read_text())["step"] for run in ("stage1", "stage2"))
+    assert first["steps_trained"] == best1 and first["steps_run"] == 6
+    assert second["steps_trained"] == best1 + best2  # stage 2 went on from stage 1's best step, not its last
+    assert second["steps_run"] == 6 + 3
+    assert [(s["steps"], s["shipped_step"]) for s in second["stages"]] == [(6, best1), (3, best2)]
     assert second["stages"][0]["training_config"] == first["training_config"]
     assert second["stages"][1]["training_config"]["init_weights"].endswith("tiny.safetensors")

@@ -8,7 +8,7 @@ validation figures (plain and GT-mean) beside the input's own. The printed sha25
 the registry (enhance/models.py), which `load_model` checks the file against.
 
 A run that started from shipped weights (`init_weights` in its config) is a later stage of the
-same model: its card lists every stage's recipe, the step each handed on, and its wall time.
+same model: the card's `stages` list every stage's recipe, the step each handed on, and its wall time.
 """
 
 from __future__ import annotations
@@ -38,9 +38,7 @@ def earlier_stages(config: dict) -> list[dict]:
     card_path = Path(init).with_suffix(".json")
     if not card_path.exists():
         raise SystemExit(f"{card_path}: no model card for the init_weights of this run")
-    card = json.loads(card_path.read_text())
-    return card.get("stages") or [{"training_config": card["training_config"], "steps": card["steps_run"],
-                                   "shipped_step": card["steps_trained"], "wall_time_hours": card["wall_time_hours"]}]
+    return json.loads(card_path.read_text())["stages"]
 
 
 def build_card(run: Path, name: str, hardware: str, weights: Path, earlier: list[dict]) -> dict:
@@ -58,7 +56,7 @@ def build_card(run: Path, name: str, hardware: str, weights: Path, earlier: list
     steps = trained[-1]["step"] if trained else 0
     hours = round(trained[-1]["wall_seconds"] / 3600, 2) if trained else 0
     stages = earlier + [{"training_config": config, "steps": steps, "shipped_step": best["step"], "wall_time_hours": hours}]
-    card = {
+    return {
         "name": name,
         "architecture": {"network": "SAGAUNet", **model.config.to_dict()},
         "parameters": sum(p.numel() for p in model.parameters()),
@@ -76,10 +74,15 @@ def build_card(run: Path, name: str, hardware: str, weights: Path, earlier: list
             **{k: best[k] for k in ("psnr", "ssim", "psnr_gt_mean", "ssim_gt_mean")},
             "precision": "bf16 autocast" if config.get("bf16") else "fp32",
         },
+        "stages": stages,
     }
-    if earlier:
-        card["stages"] = stages
-    return card
+
+
+def _write_atomically(path: Path, fill) -> None:
+    """`fill(tmp)` writes the file under a temporary name; a crash never leaves a half-shipped file."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    fill(tmp)
+    tmp.replace(path)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -92,14 +95,9 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     weights = args.out / f"{args.name}.safetensors"
     earlier = earlier_stages(json.loads((args.run / "config.json").read_text()))  # before its card is replaced
-    tmp = weights.with_name(f".{weights.name}.tmp")
-    shutil.copyfile(args.run / "best.safetensors", tmp)
-    tmp.replace(weights)
+    _write_atomically(weights, lambda tmp: shutil.copyfile(args.run / "best.safetensors", tmp))
     card = build_card(args.run, args.name, args.hardware, weights, earlier)
-    card_path = args.out / f"{args.name}.json"
-    tmp = card_path.with_name(f".{card_path.name}.tmp")
-    tmp.write_text(json.dumps(card, indent=2) + "\n")
-    tmp.replace(card_path)
+    _write_atomically(args.out / f"{args.name}.json", lambda tmp: tmp.write_text(json.dumps(card, indent=2) + "\n"))
     print(f"{weights}: sha256 {card['sha256']} (put it in enhance/models.py)")
     return 0
 

@@ -14,8 +14,8 @@ import torch
 from PIL import Image
 
 from enhance.cli import main
-from enhance.metrics import psnr
-from enhance.train import TrainConfig, learning_rate, patch_and_batch, psnr_loss
+from enhance.metrics import psnr, ssim
+from enhance.train import TrainConfig, learning_rate, patch_and_batch, psnr_loss, ssim_loss, training_loss
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -153,6 +153,28 @@ def test_psnr_loss_trains_a_run_and_plots_its_curve(dataset, tmp_path):
     losses = [r["loss"] for r in rows if r["kind"] == "train"]
     assert len(losses) == 6 and all(loss < 0 for loss in losses)  # minus a PSNR in dB
     assert (out / "curves.png").stat().st_size > 0
+
+
+def test_ssim_loss_is_one_minus_the_evaluation_ssim():
+    """The differentiable SSIM the loss uses is the metric the benchmark reports (per channel, averaged)."""
+    rng = np.random.default_rng(2)
+    target = (rng.random((40, 52, 3)) * 255).astype(np.uint8)
+    output = np.clip(target + rng.integers(-40, 41, target.shape), 0, 255).astype(np.uint8)
+    as_tensor = lambda img: torch.from_numpy(img).permute(2, 0, 1)[None].float() / 255  # noqa: E731
+    loss = ssim_loss(as_tensor(output), as_tensor(target))
+    assert 1 - loss.item() == pytest.approx(ssim(output, target), abs=1e-5)
+    assert ssim_loss(as_tensor(target), as_tensor(target)).item() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_ssim_weight_adds_the_ssim_term_and_has_a_gradient():
+    rng = np.random.default_rng(3)
+    target = torch.from_numpy(rng.random((2, 3, 24, 24))).float()
+    output = (target + 0.1 * torch.from_numpy(rng.standard_normal((2, 3, 24, 24))).float()).requires_grad_()
+    plain = training_loss(TrainConfig(), output, target)
+    weighted = training_loss(TrainConfig(ssim_weight=0.5), output, target)
+    assert weighted.item() == pytest.approx(plain.item() + 0.5 * ssim_loss(output, target).item(), rel=1e-6)
+    weighted.backward()
+    assert output.grad is not None and output.grad.abs().sum() > 0
 
 
 @pytest.mark.slow

@@ -31,7 +31,7 @@ MODELS: dict[str, ModelEntry] = {
             UNetConfig(widths=(16, 32, 64, 96), encoder_blocks=(1, 1, 1), middle_blocks=1, decoder_blocks=(1, 1, 1)),
             "CPU-friendly default: 4 levels, 7 SAGA blocks",
             weights="saga-s.safetensors",
-            sha256="04affe05bc507732256835d10f337dc07c2400657318f0805a0759a86a6dbe34",
+            sha256="33020926e9a60db42bb7f1447c019c53c0d1f7bb31882669e1ee24bf67c86481",
         ),
         ModelEntry(
             "saga-l",

@@ -95,11 +95,10 @@ def psnr_loss(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 LOSSES = {"l1": F.l1_loss, "psnr": psnr_loss}
 
 
-def _gaussian_window(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
+def _gaussian_taps(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
     coords = torch.arange(size, dtype=torch.float32) - (size - 1) / 2
-    g = torch.exp(-coords.square() / (2 * sigma**2))
-    g = g / g.sum()
-    return g[:, None] * g[None, :]
+    taps = torch.exp(-coords.square() / (2 * sigma**2))
+    return taps / taps.sum()
 
 
 def ssim_loss(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -110,17 +109,16 @@ def ssim_loss(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     benchmark's SSIM column rewards and a per-pixel loss only reaches indirectly.
     """
     channels = output.shape[1]
-    window = _gaussian_window().to(output).expand(channels, 1, 11, 11)
     with torch.autocast(device_type=output.device.type, enabled=False):  # variances need fp32
         x, y = output.float(), target.float()
-
-        def blur(t):
-            return F.conv2d(t, window, groups=channels)
-
-        mu_x, mu_y = blur(x), blur(y)
-        var_x = blur(x * x) - mu_x.square()
-        var_y = blur(y * y) - mu_y.square()
-        cov = blur(x * y) - mu_x * mu_y
+        # All five local moments in one separable blur (rows, then columns): half the time of
+        # a 2-D 11x11 window on a whole 600x400 photo.
+        moments = torch.cat([x, y, x * x, y * y, x * y], dim=1)
+        n, taps = moments.shape[1], _gaussian_taps().to(x.device)
+        moments = F.conv2d(moments, taps.view(1, 1, 1, -1).expand(n, 1, 1, -1), groups=n)
+        moments = F.conv2d(moments, taps.view(1, 1, -1, 1).expand(n, 1, -1, 1), groups=n)
+        mu_x, mu_y, xx, yy, xy = moments.split(channels, dim=1)
+        var_x, var_y, cov = xx - mu_x.square(), yy - mu_y.square(), xy - mu_x * mu_y
         c1, c2 = 0.01**2, 0.03**2
         luminance = (2 * mu_x * mu_y + c1) / (mu_x.square() + mu_y.square() + c1)
         contrast_structure = (2 * cov + c2) / (var_x + var_y + c2)

@@ -79,6 +79,8 @@ class TrainConfig:
             raise SystemExit(f"{path}: unknown config keys: {', '.join(unknown)}")
         if values.get("loss", "l1") not in LOSSES:
             raise SystemExit(f"{path}: unknown loss {values['loss']!r}; choose from {', '.join(LOSSES)}")
+        if values.get("ssim_weight", 0.0) < 0:
+            raise SystemExit(f"{path}: ssim_weight must be 0 or more, got {values['ssim_weight']}")
         return cls(**values)
 
 

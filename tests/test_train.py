@@ -135,6 +135,13 @@ def test_unknown_loss_is_an_error(tmp_path):
         TrainConfig.from_file(bad)
 
 
+def test_negative_ssim_weight_is_an_error(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text('model = "saga-s"\nssim_weight = -0.5\n')
+    with pytest.raises(SystemExit, match="ssim_weight must be 0 or more"):
+        TrainConfig.from_file(bad)
+
+
 def test_psnr_loss_is_minus_the_mean_per_image_psnr():
     rng = np.random.default_rng(1)
     target = rng.random((2, 3, 16, 16))

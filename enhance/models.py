@@ -39,7 +39,7 @@ MODELS: dict[str, ModelEntry] = {
                        decoder_blocks=(1, 1, 1), head_dim=24),
             "quality model: 4 levels, 8 SAGA blocks, sized like Retinexformer (1.61 M)",
             weights="saga-l.safetensors",
-            sha256="7754512688836a94ed020576407db8d53c9971fb0f7587d7dbd7f487eee1bb81",
+            sha256="f0deeafbd3da59ebd79e891d42b856f1503f95510dd6e91db8a29c0db4475a91",
         ),
     )
 }

@@ -31,7 +31,7 @@ MODELS: dict[str, ModelEntry] = {
             UNetConfig(widths=(16, 32, 64, 96), encoder_blocks=(1, 1, 1), middle_blocks=1, decoder_blocks=(1, 1, 1)),
             "CPU-friendly default: 4 levels, 7 SAGA blocks",
             weights="saga-s.safetensors",
-            sha256="33020926e9a60db42bb7f1447c019c53c0d1f7bb31882669e1ee24bf67c86481",
+            sha256="d097ccbc5a868885ea4352b65200d413c14460f4f5461321fccc8f85f0720c01",
         ),
         ModelEntry(
             "saga-l",

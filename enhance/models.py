@@ -37,7 +37,7 @@ MODELS: dict[str, ModelEntry] = {
             "saga-l",
             UNetConfig(widths=(24, 48, 96, 144), encoder_blocks=(1, 1, 1), middle_blocks=2,
                        decoder_blocks=(1, 1, 1), head_dim=24),
-            "quality model: 4 levels, 8 SAGA blocks, sized like Retinexformer (1.61 M)",
+            "larger model: 4 levels, 8 SAGA blocks, sized like Retinexformer (1.61 M)",
             weights="saga-l.safetensors",
             sha256="f0deeafbd3da59ebd79e891d42b856f1503f95510dd6e91db8a29c0db4475a91",
         ),

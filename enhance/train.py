@@ -246,6 +246,16 @@ def set_rng_state(state: dict, gen: torch.Generator) -> None:
     random.setstate(state["python"])
 
 
+def loss_label(loss_name: str, ssim_weight: float) -> str:
+    """What the training-loss curve plots, SSIM term included.
+
+    >>> loss_label("psnr", 0.5)
+    'PSNR loss (-dB) + 0.5 x (1 - SSIM)'
+    """
+    label = "PSNR loss (-dB)" if loss_name == "psnr" else "L1 loss"
+    return label + f" + {ssim_weight:g} x (1 - SSIM)" if ssim_weight else label
+
+
 def plot_curves(log_path: Path, png_path: Path, loss_name: str = "l1", ssim_weight: float = 0.0) -> None:
     """Training loss and validation PSNR and SSIM against step, as a PNG beside the log."""
     import matplotlib
@@ -258,11 +268,9 @@ def plot_curves(log_path: Path, png_path: Path, loss_name: str = "l1", ssim_weig
     val = [r for r in rows if r["kind"] == "val"]
     fig, (ax1, ax2, ax3) = plt.subplots(1, 3, figsize=(14, 4))
     ax1.plot([r["step"] for r in train], [r["loss"] for r in train])
-    if loss_name == "psnr":  # minus the training patches' PSNR in dB: negative, so a linear axis
-        ax1.set(xlabel="step", ylabel="PSNR loss (-dB)", title="training loss")
-    else:
-        ylabel = f"L1 + {ssim_weight:g} x (1 - SSIM)" if ssim_weight else "L1 loss"
-        ax1.set(xlabel="step", ylabel=ylabel, yscale="log", title="training loss")
+    # The PSNR loss is minus the training patches' PSNR in dB, mostly negative: a linear axis.
+    ax1.set(xlabel="step", ylabel=loss_label(loss_name, ssim_weight), yscale="linear" if loss_name == "psnr" else "log",
+            title="training loss")
     ax2.plot([r["step"] for r in val], [r["psnr"] for r in val], marker="o")
     ax2.set(xlabel="step", ylabel="PSNR (dB)", title="validation PSNR (EMA weights)")
     ax3.plot([r["step"] for r in val], [r["ssim"] for r in val], marker="o")

@@ -15,7 +15,8 @@ from PIL import Image
 
 from enhance.cli import main
 from enhance.metrics import psnr, ssim
-from enhance.train import TrainConfig, learning_rate, patch_and_batch, psnr_loss, ssim_loss, training_loss
+from enhance.train import (TrainConfig, learning_rate, loss_label, patch_and_batch, psnr_loss, ssim_loss,
+                           training_loss)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -160,6 +161,12 @@ def test_psnr_loss_trains_a_run_and_plots_its_curve(dataset, tmp_path):
     losses = [r["loss"] for r in rows if r["kind"] == "train"]
     assert len(losses) == 6 and all(loss < 0 for loss in losses)  # minus a PSNR in dB
     assert (out / "curves.png").stat().st_size > 0
+
+
+def test_curve_label_names_the_loss_and_its_ssim_term():
+    assert loss_label("l1", 0.0) == "L1 loss"
+    assert loss_label("l1", 1.0) == "L1 loss + 1 x (1 - SSIM)"
+    assert loss_label("psnr", 0.5) == "PSNR loss (-dB) + 0.5 x (1 - SSIM)"
 
 
 def test_ssim_loss_is_one_minus_the_evaluation_ssim():

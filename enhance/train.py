@@ -50,7 +50,7 @@ class TrainConfig:
     # network more of each photo's context, closer to the whole photos it enhances.
     patch_schedule: list = field(default_factory=list)
     steps: int = 4000
-    loss: str = "l1"  # or "psnr": see LOSSES
+    loss: str = "l1"  # or "psnr", "l1-exposure-split": see LOSSES
     ssim_weight: float = 0.0  # adds ssim_weight * (1 - SSIM) to the loss; 0 leaves it out
     lr: float = 1e-3
     min_lr: float = 1e-5
@@ -94,7 +94,23 @@ def psnr_loss(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return (10 * torch.log10(mse + 1e-8)).mean()
 
 
-LOSSES = {"l1": F.l1_loss, "psnr": psnr_loss}
+def exposure_split_l1(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """L1 on the output scaled to the target's mean level, plus the L1 between the two mean levels.
+
+    Plain L1's gradient is the sign of each pixel's error. When a photo comes out 20% too bright
+    (LOL's ground truths vary in exposure by about 0.27 stops, which the dark input does not
+    determine), nearly every sign is +, and the photo teaches the network about brightness and
+    nothing else. Scaling the output to the target's mean level first (as GT-mean scoring does)
+    leaves the signs to say where the structure and colour are wrong; the second term still
+    learns the exposure, with the same pull plain L1 has when the error is a pure gain.
+    """
+    out_level = output.mean(dim=(1, 2, 3), keepdim=True)
+    target_level = target.mean(dim=(1, 2, 3), keepdim=True)
+    gain = (target_level / out_level.clamp_min(1e-4)).detach()
+    return F.l1_loss(output * gain, target) + F.l1_loss(out_level, target_level)
+
+
+LOSSES = {"l1": F.l1_loss, "psnr": psnr_loss, "l1-exposure-split": exposure_split_l1}
 
 
 def _gaussian_taps(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
@@ -252,7 +268,7 @@ def loss_label(loss_name: str, ssim_weight: float) -> str:
     >>> loss_label("psnr", 0.5)
     'PSNR loss (-dB) + 0.5 x (1 - SSIM)'
     """
-    label = "PSNR loss (-dB)" if loss_name == "psnr" else "L1 loss"
+    label = {"psnr": "PSNR loss (-dB)", "l1-exposure-split": "exposure-split L1"}.get(loss_name, "L1 loss")
     return label + f" + {ssim_weight:g} x (1 - SSIM)" if ssim_weight else label
 
 

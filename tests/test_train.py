@@ -15,8 +15,8 @@ from PIL import Image
 
 from enhance.cli import main
 from enhance.metrics import psnr, ssim
-from enhance.train import (TrainConfig, learning_rate, loss_label, patch_and_batch, psnr_loss, ssim_loss,
-                           training_loss)
+from enhance.train import (TrainConfig, exposure_split_l1, learning_rate, loss_label, patch_and_batch, psnr_loss,
+                           ssim_loss, training_loss)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -163,10 +163,27 @@ def test_psnr_loss_trains_a_run_and_plots_its_curve(dataset, tmp_path):
     assert (out / "curves.png").stat().st_size > 0
 
 
+def test_exposure_split_l1_separates_a_pure_gain_from_structure():
+    rng = np.random.default_rng(4)
+    target = torch.from_numpy(rng.random((2, 3, 16, 16)) * 0.5).float()
+    too_bright = (target * 1.2).requires_grad_()
+    loss = exposure_split_l1(too_bright, target)
+    # Only the mean-level term is left: 0.2 x the target's mean level, averaged over the batch.
+    assert loss.item() == pytest.approx(0.2 * target.mean().item(), rel=1e-5)
+    # Where the levels already agree it is plain L1.
+    noisy = target + 0.05 * torch.from_numpy(rng.standard_normal(target.shape)).float()
+    noisy = noisy - noisy.mean(dim=(1, 2, 3), keepdim=True) + target.mean(dim=(1, 2, 3), keepdim=True)
+    assert exposure_split_l1(noisy, target).item() == pytest.approx(torch.nn.functional.l1_loss(noisy, target).item(),
+                                                                     rel=1e-5)
+    loss.backward()
+    assert too_bright.grad.sum() > 0  # too bright: the gradient lowers it
+
+
 def test_curve_label_names_the_loss_and_its_ssim_term():
     assert loss_label("l1", 0.0) == "L1 loss"
     assert loss_label("l1", 1.0) == "L1 loss + 1 x (1 - SSIM)"
     assert loss_label("psnr", 0.5) == "PSNR loss (-dB) + 0.5 x (1 - SSIM)"
+    assert loss_label("l1-exposure-split", 1.0) == "exposure-split L1 + 1 x (1 - SSIM)"
 
 
 def test_ssim_loss_is_one_minus_the_evaluation_ssim():

@@ -31,7 +31,7 @@ MODELS: dict[str, ModelEntry] = {
             UNetConfig(widths=(16, 32, 64, 96), encoder_blocks=(1, 1, 1), middle_blocks=1, decoder_blocks=(1, 1, 1)),
             "CPU-friendly default: 4 levels, 7 SAGA blocks",
             weights="saga-s.safetensors",
-            sha256="d097ccbc5a868885ea4352b65200d413c14460f4f5461321fccc8f85f0720c01",
+            sha256="fff067d06216266fd1a6da91f7c711686ed2eb70380ac3735d294c8b43d93c86",
         ),
         ModelEntry(
             "saga-l",

@@ -2,9 +2,9 @@
 
     enhance train --config configs/saga-s.toml --data ../shared/datasets/LOL-v1-train --out runs/saga-s [--resume]
 
-One step = a batch of random patches (crop, flips, 90-degree rotations), an L1 or PSNR loss
-(plus an optional SSIM term), AdamW with warm-up and cosine decay, gradient clipping, an EMA of
-the weights, bf16 autocast with channels_last. Every `checkpoint_every` steps, and on
+One step = a batch of random patches (crop, flips, 90-degree rotations), an L1, exposure-split
+L1 or PSNR loss (plus an optional SSIM term), AdamW with warm-up and cosine decay, gradient
+clipping, an EMA of the weights, bf16 autocast with channels_last. Every `checkpoint_every` steps, and on
 SIGTERM/Ctrl-C, the whole training state is written atomically; `--resume` continues
 bit-exactly. Under `torchrun`, DistributedDataParallel runs one shard of the training pairs per
 rank; rank 0 validates, logs and checkpoints.

@@ -301,11 +301,15 @@ class StopRequested:
 
     def __init__(self):
         self.requested = False
-        signal.signal(signal.SIGTERM, self._set)
-        signal.signal(signal.SIGINT, self._set)
+        self._previous = {sig: signal.signal(sig, self._set) for sig in (signal.SIGTERM, signal.SIGINT)}
 
     def _set(self, signum, frame):
         self.requested = True
+
+    def restore(self) -> None:
+        """Give the signals back to their earlier handlers (train() may be called from a program)."""
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
 
 
 def train(cfg: TrainConfig, data_dir: Path, out: Path, resume: bool = False, max_steps: Optional[int] = None,
@@ -396,6 +400,16 @@ def train(cfg: TrainConfig, data_dir: Path, out: Path, resume: bool = False, max
 
         progress = tqdm(total=cfg.steps, initial=step, desc=f"train {cfg.model}", unit="step")
     tic, window_loss, window_steps = time.time(), 0.0, 0
+
+    def end_log_window() -> None:
+        """One train row for the steps since the last one; their time goes into wall_seconds."""
+        nonlocal tic, window_loss, window_steps, wall_seconds
+        elapsed = time.time() - tic
+        wall_seconds += elapsed
+        log({"kind": "train", "step": step, "loss": window_loss / window_steps, "lr": learning_rate(cfg, step - 1),
+             "steps_per_s": window_steps / max(elapsed, 1e-9), "wall_seconds": round(wall_seconds, 1)})
+        tic, window_loss, window_steps = time.time(), 0.0, 0
+
     while step < last and not stopper.requested:
         net.train()
         for group in optimizer.param_groups:
@@ -421,12 +435,8 @@ def train(cfg: TrainConfig, data_dir: Path, out: Path, resume: bool = False, max
         if progress:
             progress.update(1)
             progress.set_postfix(loss=f"{loss.item():.4f}")
-        if step % cfg.log_every == 0 or step == last or stopper.requested:  # a stopped run logs its last steps too
-            elapsed = time.time() - tic
-            wall_seconds += elapsed
-            log({"kind": "train", "step": step, "loss": window_loss / window_steps, "lr": learning_rate(cfg, step - 1),
-                 "steps_per_s": window_steps / max(elapsed, 1e-9), "wall_seconds": round(wall_seconds, 1)})
-            tic, window_loss, window_steps = time.time(), 0.0, 0
+        if step % cfg.log_every == 0 or step == last:
+            end_log_window()
         if val_data is not None and (step % cfg.val_every == 0 or step == cfg.steps):
             scores = validate(ema, val_data, cfg, device)
             log({"kind": "val", "step": step, **scores})
@@ -440,8 +450,14 @@ def train(cfg: TrainConfig, data_dir: Path, out: Path, resume: bool = False, max
             plot_curves(log_path, out / "curves.png", cfg.loss, cfg.ssim_weight)
         if step % cfg.checkpoint_every == 0:
             checkpoint()
-    if step % cfg.checkpoint_every or not ckpt_path.exists():
+    # A signal can land anywhere in a step, even in the checkpoint at its end: log the steps since
+    # the last train row, and checkpoint again so that the checkpoint's wall time counts them.
+    stopped_between_logs = window_steps > 0
+    if stopped_between_logs:
+        end_log_window()
+    if stopped_between_logs or step % cfg.checkpoint_every or not ckpt_path.exists():
         checkpoint()  # stopped by a signal, max_steps, or the end: keep everything
+    stopper.restore()
     if progress:
         progress.close()
     if distributed:

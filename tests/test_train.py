@@ -249,6 +249,35 @@ def test_sigterm_checkpoints_logs_the_last_steps_and_resumes(dataset, tmp_path):
     assert torch.load(out / "checkpoint.pt", weights_only=True)["step"] == ckpt["step"] + 2
 
 
+def test_signal_during_a_checkpoint_still_logs_and_checkpoints_the_last_steps(dataset, tmp_path, monkeypatch):
+    """SIGTERM landing inside the step-3 checkpoint, after that step's log check: the steps since
+    the last train row are logged, and the checkpoint is written again with their wall time."""
+    import enhance.train
+
+    data, config = dataset
+    quiet_log = tmp_path / "quiet.toml"
+    quiet_log.write_text(config.read_text().replace("log_every = 1", "log_every = 1000"))
+    real_save, saves = enhance.train.atomic_torch_save, []
+
+    def save_then_signal(obj, path):
+        real_save(obj, path)
+        saves.append(obj["step"])
+        if len(saves) == 1:
+            signal.raise_signal(signal.SIGTERM)
+
+    monkeypatch.setattr(enhance.train, "atomic_torch_save", save_then_signal)
+    previous_handler = signal.getsignal(signal.SIGTERM)
+    out = tmp_path / "run"
+    assert train(quiet_log, data, out) == 0
+    assert saves == [3, 3]
+    ckpt = torch.load(out / "checkpoint.pt", weights_only=True)
+    rows = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    last_train = [r for r in rows if r["kind"] == "train"][-1]
+    assert last_train["step"] == ckpt["step"] == 3
+    assert last_train["wall_seconds"] == round(ckpt["wall_seconds"], 1) > 0
+    assert signal.getsignal(signal.SIGTERM) is previous_handler  # train() hands the signal back
+
+
 def test_second_stage_starts_from_shipped_weights_and_its_card_counts_both(dataset, tmp_path):
     from enhance.modelcard import main as ship
     from enhance.weights import load_model

@@ -4,10 +4,10 @@
 
 One step = a batch of random patches (crop, flips, 90-degree rotations), an L1, exposure-split
 L1 or PSNR loss (plus an optional SSIM term), AdamW with warm-up and cosine decay, gradient
-clipping, an EMA of the weights, bf16 autocast with channels_last. Every `checkpoint_every` steps, and on
-SIGTERM/Ctrl-C, the whole training state is written atomically; `--resume` continues
-bit-exactly. Under `torchrun`, DistributedDataParallel runs one shard of the training pairs per
-rank; rank 0 validates, logs and checkpoints.
+clipping, an EMA of the weights, bf16 autocast with channels_last. Every `checkpoint_every`
+steps, and on SIGTERM/Ctrl-C, the whole training state is written atomically; `--resume`
+continues bit-exactly. Under `torchrun`, DistributedDataParallel runs one shard of the training
+pairs per rank; rank 0 validates, logs and checkpoints.
 """
 
 from __future__ import annotations
@@ -111,6 +111,7 @@ def exposure_split_l1(output: torch.Tensor, target: torch.Tensor) -> torch.Tenso
 
 
 LOSSES = {"l1": F.l1_loss, "psnr": psnr_loss, "l1-exposure-split": exposure_split_l1}
+LOSS_LABELS = {"l1": "L1 loss", "psnr": "PSNR loss (-dB)", "l1-exposure-split": "exposure-split L1"}  # curve axis
 
 
 def _gaussian_taps(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
@@ -268,7 +269,7 @@ def loss_label(loss_name: str, ssim_weight: float) -> str:
     >>> loss_label("psnr", 0.5)
     'PSNR loss (-dB) + 0.5 x (1 - SSIM)'
     """
-    label = {"psnr": "PSNR loss (-dB)", "l1-exposure-split": "exposure-split L1"}.get(loss_name, "L1 loss")
+    label = LOSS_LABELS[loss_name]
     return label + f" + {ssim_weight:g} x (1 - SSIM)" if ssim_weight else label
 
 
@@ -307,7 +308,7 @@ class StopRequested:
         self.requested = True
 
     def restore(self) -> None:
-        """Give the signals back to their earlier handlers (train() may be called from a program)."""
+        """Give the signals back to their earlier handlers."""
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
 
@@ -410,54 +411,56 @@ def train(cfg: TrainConfig, data_dir: Path, out: Path, resume: bool = False, max
              "steps_per_s": window_steps / max(elapsed, 1e-9), "wall_seconds": round(wall_seconds, 1)})
         tic, window_loss, window_steps = time.time(), 0.0, 0
 
-    while step < last and not stopper.requested:
-        net.train()
-        for group in optimizer.param_groups:
-            group["lr"] = learning_rate(cfg, step)
-        patch, batch = patch_and_batch(cfg, step)
-        low, high = data.batch(batch, patch, gen)
-        low, high = low.to(device), high.to(device)
-        if cfg.channels_last:
-            low = low.contiguous(memory_format=torch.channels_last)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
-            loss = training_loss(cfg, net(low).float(), high)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        optimizer.step()
-        with torch.no_grad():
-            # Short runs: let the EMA warm up instead of averaging in the random start.
-            decay = min(cfg.ema_decay, (1 + step) / (10 + step))
-            for e, p in zip(ema.parameters(), model.parameters()):
-                e.lerp_(p, 1 - decay)
-        step += 1
-        window_loss, window_steps = window_loss + loss.item(), window_steps + 1
-        if progress:
-            progress.update(1)
-            progress.set_postfix(loss=f"{loss.item():.4f}")
-        if step % cfg.log_every == 0 or step == last:
-            end_log_window()
-        if val_data is not None and (step % cfg.val_every == 0 or step == cfg.steps):
-            scores = validate(ema, val_data, cfg, device)
-            log({"kind": "val", "step": step, **scores})
+    try:
+        while step < last and not stopper.requested:
+            net.train()
+            for group in optimizer.param_groups:
+                group["lr"] = learning_rate(cfg, step)
+            patch, batch = patch_and_batch(cfg, step)
+            low, high = data.batch(batch, patch, gen)
+            low, high = low.to(device), high.to(device)
+            if cfg.channels_last:
+                low = low.contiguous(memory_format=torch.channels_last)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
+                loss = training_loss(cfg, net(low).float(), high)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            optimizer.step()
+            with torch.no_grad():
+                # Short runs: let the EMA warm up instead of averaging in the random start.
+                decay = min(cfg.ema_decay, (1 + step) / (10 + step))
+                for e, p in zip(ema.parameters(), model.parameters()):
+                    e.lerp_(p, 1 - decay)
+            step += 1
+            window_loss, window_steps = window_loss + loss.item(), window_steps + 1
             if progress:
-                progress.write(f"step {step}: val PSNR {scores['psnr']:.2f} dB, SSIM {scores['ssim']:.4f}")
-            if scores["psnr"] > best_psnr:
-                best_psnr = scores["psnr"]
-                sha = save_weights(ema, out / "best.safetensors", name=cfg.model)
-                card = {"model": cfg.model, "step": step, "sha256": sha, **scores}
-                (out / "best.json").write_text(json.dumps(card, indent=2))
-            plot_curves(log_path, out / "curves.png", cfg.loss, cfg.ssim_weight)
-        if step % cfg.checkpoint_every == 0:
-            checkpoint()
-    # A signal can land anywhere in a step, even in the checkpoint at its end: log the steps since
-    # the last train row, and checkpoint again so that the checkpoint's wall time counts them.
-    stopped_between_logs = window_steps > 0
-    if stopped_between_logs:
-        end_log_window()
-    if stopped_between_logs or step % cfg.checkpoint_every or not ckpt_path.exists():
-        checkpoint()  # stopped by a signal, max_steps, or the end: keep everything
-    stopper.restore()
+                progress.update(1)
+                progress.set_postfix(loss=f"{loss.item():.4f}")
+            if step % cfg.log_every == 0 or step == last:
+                end_log_window()
+            if val_data is not None and (step % cfg.val_every == 0 or step == cfg.steps):
+                scores = validate(ema, val_data, cfg, device)
+                log({"kind": "val", "step": step, **scores})
+                if progress:
+                    progress.write(f"step {step}: val PSNR {scores['psnr']:.2f} dB, SSIM {scores['ssim']:.4f}")
+                if scores["psnr"] > best_psnr:
+                    best_psnr = scores["psnr"]
+                    sha = save_weights(ema, out / "best.safetensors", name=cfg.model)
+                    card = {"model": cfg.model, "step": step, "sha256": sha, **scores}
+                    (out / "best.json").write_text(json.dumps(card, indent=2))
+                plot_curves(log_path, out / "curves.png", cfg.loss, cfg.ssim_weight)
+            if step % cfg.checkpoint_every == 0:
+                checkpoint()
+        # A signal can land anywhere in a step, even in the checkpoint at its end: log the steps since
+        # the last train row, and checkpoint again so that the checkpoint's wall time counts them.
+        stopped_between_logs = window_steps > 0
+        if stopped_between_logs:
+            end_log_window()
+        if stopped_between_logs or step % cfg.checkpoint_every or not ckpt_path.exists():
+            checkpoint()  # stopped by a signal, max_steps, or the end: keep everything
+    finally:
+        stopper.restore()  # even when the loop raises: a calling program gets its Ctrl-C back
     if progress:
         progress.close()
     if distributed:

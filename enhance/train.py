@@ -354,6 +354,7 @@ def train(cfg: TrainConfig, data_dir: Path, out: Path, resume: bool = False, max
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.99))
     gen = torch.Generator().manual_seed(cfg.seed + rank)
     step, best_psnr, wall_seconds = 0, -1.0, 0.0
+    checkpointed_step = None  # the step the checkpoint on disk holds, the same on every rank
 
     ckpt_path, log_path = out / "checkpoint.pt", out / "log.jsonl"
     if resume and ckpt_path.exists():
@@ -363,6 +364,7 @@ def train(cfg: TrainConfig, data_dir: Path, out: Path, resume: bool = False, max
         ema.load_state_dict(ckpt["ema"])
         optimizer.load_state_dict(ckpt["optimizer"])
         step, best_psnr, wall_seconds = ckpt["step"], ckpt["best_psnr"], ckpt["wall_seconds"]
+        checkpointed_step = step
         set_rng_state(ckpt["rng"][rank] if isinstance(ckpt["rng"], list) else ckpt["rng"], gen)
         if rank == 0 and not quiet:
             print(f"resumed from {ckpt_path} at step {step}", file=sys.stderr)
@@ -376,6 +378,8 @@ def train(cfg: TrainConfig, data_dir: Path, out: Path, resume: bool = False, max
     stopper = StopRequested()
 
     def checkpoint() -> None:
+        nonlocal checkpointed_step
+        checkpointed_step = step
         rngs = [None] * world
         if distributed:
             dist.all_gather_object(rngs, rng_state(gen))
@@ -385,6 +389,15 @@ def train(cfg: TrainConfig, data_dir: Path, out: Path, resume: bool = False, max
             atomic_torch_save({"model": model.state_dict(), "ema": ema.state_dict(), "optimizer": optimizer.state_dict(),
                                "step": step, "best_psnr": best_psnr, "wall_seconds": wall_seconds,
                                "rng": rngs, "config": asdict(cfg)}, ckpt_path)
+
+    def stop_agreed() -> bool:
+        """Whether to stop before the next step. Under DDP the ranks agree on it: a signal that reaches
+        only some of them must not leave the others waiting in the next step's gradient all-reduce."""
+        if not distributed:
+            return stopper.requested
+        flag = torch.tensor([float(stopper.requested)], device=device)
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+        return flag.item() > 0
 
     def log(row: dict) -> None:
         if rank == 0:
@@ -412,7 +425,7 @@ def train(cfg: TrainConfig, data_dir: Path, out: Path, resume: bool = False, max
         tic, window_loss, window_steps = time.time(), 0.0, 0
 
     try:
-        while step < last and not stopper.requested:
+        while step < last and not stop_agreed():
             net.train()
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate(cfg, step)
@@ -457,7 +470,7 @@ def train(cfg: TrainConfig, data_dir: Path, out: Path, resume: bool = False, max
         stopped_between_logs = window_steps > 0
         if stopped_between_logs:
             end_log_window()
-        if stopped_between_logs or step % cfg.checkpoint_every or not ckpt_path.exists():
+        if stopped_between_logs or checkpointed_step != step:
             checkpoint()  # stopped by a signal, max_steps, or the end: keep everything
     finally:
         stopper.restore()  # even when the loop raises: a calling program gets its Ctrl-C back

@@ -2,6 +2,7 @@
 a second stage from shipped weights."""
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -221,12 +222,62 @@ def test_distributed_data_parallel_with_two_cpu_processes(dataset, tmp_path):
     assert ckpt["step"] == 6 and len(ckpt["rng"]) == 2  # both ranks' RNG states are kept
 
 
-def test_sigterm_checkpoints_logs_the_last_steps_and_resumes(dataset, tmp_path):
-    data, config = dataset
+def endless_config(config: Path, tmp_path: Path) -> Path:
+    """The tiny config with a schedule that only a signal ends; it checkpoints every 5 steps."""
     long_run = tmp_path / "long.toml"
     long_run.write_text(config.read_text().replace("steps = 6", "steps = 100000")
                         .replace("checkpoint_every = 3", "checkpoint_every = 5").replace("log_every = 1", "log_every = 1000")
                         .replace("val_every = 3", "val_every = 100000"))
+    return long_run
+
+
+def worker_pids(agent_pid: int) -> list[int]:
+    """The training processes a torchrun agent started (Linux /proc)."""
+    pids = []
+    for children in Path(f"/proc/{agent_pid}/task").glob("*/children"):
+        for pid in children.read_text().split():
+            cmdline = Path(f"/proc/{pid}/cmdline")
+            if cmdline.exists() and b"cli.py" in cmdline.read_bytes():
+                pids.append(int(pid))
+    return sorted(pids)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="finds the workers through Linux /proc")
+def test_sigterm_to_one_ddp_rank_stops_both_ranks_at_the_same_step(dataset, tmp_path):
+    """A scheduler may signal one worker only: the ranks agree to stop at the same step, and neither
+    is left waiting in a collective the other never joins."""
+    data, config = dataset
+    out = tmp_path / "ddp"
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+               str(ROOT / "cli.py"), "train", "--config", str(endless_config(config, tmp_path)), "--data", str(data),
+               "--out", str(out)]
+    stderr = tmp_path / "stderr.txt"
+    workers = []
+    with open(stderr, "w") as err, subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=err, cwd=ROOT) as agent:
+        try:
+            deadline = time.time() + 240
+            while not (out / "checkpoint.pt").exists() or len(workers) < 2:
+                assert agent.poll() is None and time.time() < deadline, "training did not reach step 5"
+                workers = worker_pids(agent.pid)
+                time.sleep(0.2)
+            os.kill(workers[1], signal.SIGTERM)
+            assert agent.wait(timeout=120) == 0, stderr.read_text()[-3000:]
+        finally:
+            for pid in workers + [agent.pid]:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+    ckpt = torch.load(out / "checkpoint.pt", weights_only=True)
+    rows = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert ckpt["step"] >= 5 and len(ckpt["rng"]) == 2
+    assert [r for r in rows if r["kind"] == "train"][-1]["step"] == ckpt["step"]
+
+
+def test_sigterm_checkpoints_logs_the_last_steps_and_resumes(dataset, tmp_path):
+    data, config = dataset
+    long_run = endless_config(config, tmp_path)
     out = tmp_path / "run"
     command = [sys.executable, str(ROOT / "cli.py"), "train", "--config", str(long_run), "--data", str(data),
                "--out", str(out)]

@@ -39,7 +39,7 @@ MODELS: dict[str, ModelEntry] = {
                        decoder_blocks=(1, 1, 1), head_dim=24),
             "larger model: 4 levels, 8 SAGA blocks, sized like Retinexformer (1.61 M)",
             weights="saga-l.safetensors",
-            sha256="f0deeafbd3da59ebd79e891d42b856f1503f95510dd6e91db8a29c0db4475a91",
+            sha256="1ae42d4ecddd5eefaee0e1d49ff428b84c691e42db3c169fa863314743bf0f32",
         ),
     )
 }

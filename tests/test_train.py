@@ -264,11 +264,13 @@ def test_sigterm_to_one_ddp_rank_stops_both_ranks_at_the_same_step(dataset, tmp_
             os.kill(workers[1], signal.SIGTERM)
             assert agent.wait(timeout=120) == 0, stderr.read_text()[-3000:]
         finally:
-            for pid in workers + [agent.pid]:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+            if agent.poll() is None:  # a failure or a hang: leave no worker behind (after a clean exit
+                for pid in workers:   # their pids may already belong to other processes)
+                    try:
+                        os.kill(pid, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+                agent.kill()
     ckpt = torch.load(out / "checkpoint.pt", weights_only=True)
     rows = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
     assert ckpt["step"] >= 5 and len(ckpt["rng"]) == 2

@@ -21,9 +21,23 @@ from pathlib import Path
 
 from .weights import WEIGHTS_DIR, load_model, sha256_of
 
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
 TRAINING_DATA = ("340-pair subset of the LOL-v1 training split (our485; Wei et al., BMVC 2018) minus the 30 "
                  "validation stems in datasets/lol_v1_val.txt. LOL is distributed by its authors for research use; "
                  "the images are not redistributed here.")
+
+
+def portable_config(config: dict) -> dict:
+    """The run's config with a validation list inside the repository written relative to it.
+
+    Training resolves the committed split to an absolute path of the training machine; the card
+    is read on other machines, where only the repository-relative path means anything.
+    """
+    val_list = Path(config.get("val_list", ""))
+    if val_list.is_absolute() and val_list.is_relative_to(REPO_ROOT):
+        return {**config, "val_list": val_list.relative_to(REPO_ROOT).as_posix()}
+    return config
 
 
 def earlier_stages(config: dict) -> list[dict]:
@@ -48,7 +62,7 @@ def build_card(run: Path, name: str, hardware: str, weights: Path, earlier: list
     step it handed on); `steps_run` and `wall_time_hours` count all the training that was done.
     """
     rows = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines() if line.strip()]
-    config = json.loads((run / "config.json").read_text())
+    config = portable_config(json.loads((run / "config.json").read_text()))
     best = json.loads((run / "best.json").read_text())
     baseline = next((r for r in rows if r["kind"] == "baseline"), {})
     trained = [r for r in rows if r["kind"] == "train"]

@@ -360,3 +360,12 @@ def test_second_stage_starts_from_shipped_weights_and_its_card_counts_both(datas
     assert [(s["steps"], s["shipped_step"]) for s in second["stages"]] == [(6, best1), (3, best2)]
     assert second["stages"][0]["training_config"] == first["training_config"]
     assert second["stages"][1]["training_config"]["init_weights"].endswith("tiny.safetensors")
+
+
+def test_model_card_records_the_committed_validation_list_relative_to_the_repository(tmp_path):
+    from enhance.modelcard import portable_config
+    from enhance.train import DEFAULT_VAL_LIST
+
+    assert portable_config({"val_list": str(DEFAULT_VAL_LIST), "seed": 7}) == {"val_list": "datasets/lol_v1_val.txt", "seed": 7}
+    elsewhere = {"val_list": str(tmp_path / "my_val.txt")}  # the user's own split stays as they gave it
+    assert portable_config(elsewhere) == elsewhere

@@ -31,7 +31,7 @@ MODELS: dict[str, ModelEntry] = {
             UNetConfig(widths=(16, 32, 64, 96), encoder_blocks=(1, 1, 1), middle_blocks=1, decoder_blocks=(1, 1, 1)),
             "CPU-friendly default: 4 levels, 7 SAGA blocks",
             weights="saga-s.safetensors",
-            sha256="fff067d06216266fd1a6da91f7c711686ed2eb70380ac3735d294c8b43d93c86",
+            sha256="bcf921c3dcac1582c7d3d9012ba63990439f567d6b5a438d39a15a5b525c80d7",
         ),
         ModelEntry(
             "saga-l",

@@ -1,6 +1,6 @@
 """`enhance train`: resumable, distributed-ready training of a registered model on paired images.
 
-    enhance train --config configs/saga-s.toml --data ../shared/datasets/LOL-v1-train --out runs/saga-s [--resume]
+    enhance train --config configs/saga-s-v2.toml --data ../shared/datasets/LOL-v1-train --out runs/saga-s-v2 [--resume]
 
 One step = a batch of random patches (crop, flips, 90-degree rotations), an L1, exposure-split
 L1 or PSNR loss (plus an optional SSIM term), AdamW with warm-up and cosine decay, gradient

@@ -19,9 +19,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from .weights import WEIGHTS_DIR, load_model, sha256_of
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
+from .weights import REPO_ROOT, WEIGHTS_DIR, load_model, sha256_of
 
 TRAINING_DATA = ("340-pair subset of the LOL-v1 training split (our485; Wei et al., BMVC 2018) minus the 30 "
                  "validation stems in datasets/lol_v1_val.txt. LOL is distributed by its authors for research use; "

@@ -34,9 +34,9 @@ from .imageio import ImageReadError, read_image
 from .metrics import psnr, psnr_gt_mean, quantize_8bit, ssim, ssim_gt_mean
 from .models import create_model
 from .pairs import PairError, find_pairs, read_stem_list
-from .weights import load_model, save_weights
+from .weights import REPO_ROOT, load_model, save_weights
 
-DEFAULT_VAL_LIST = Path(__file__).resolve().parents[1] / "datasets" / "lol_v1_val.txt"
+DEFAULT_VAL_LIST = REPO_ROOT / "datasets" / "lol_v1_val.txt"
 
 
 @dataclass

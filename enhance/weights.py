@@ -21,7 +21,8 @@ from .models import DEFAULT_MODEL, MODELS, get_entry
 from .network import SAGAUNet, UNetConfig
 
 # Shipped weights live in the repository's weights/ folder; SAGA_ENHANCE_WEIGHTS points elsewhere.
-WEIGHTS_DIR = Path(os.environ.get("SAGA_ENHANCE_WEIGHTS", Path(__file__).resolve().parents[1] / "weights"))
+REPO_ROOT = Path(__file__).resolve().parents[1]  # the checkout or install root that holds weights/ and datasets/
+WEIGHTS_DIR = Path(os.environ.get("SAGA_ENHANCE_WEIGHTS", REPO_ROOT / "weights"))
 
 
 class WeightsError(Exception):

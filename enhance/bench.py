@@ -45,8 +45,8 @@ import torch.nn.functional as F
 
 from .attention import ATTENTION_TYPES
 from .models import DEFAULT_MODEL, create_model
+from .weights import REPO_ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 MODES = ("infer", "train")
 RESULT_MARK = "BENCH_CELL_RESULT "  # the child's last stdout line starts with this, then JSON
 MIB = 2**20
@@ -265,7 +265,7 @@ def _cell_main(spec_json: str) -> int:
 def measure_cell(spec: dict, timeout: float) -> dict:
     """Run one cell in a fresh subprocess; the measured fields, or a status saying why there are none."""
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
     command = [sys.executable, "-m", "enhance.bench", "--_cell", json.dumps(spec)]
     try:
         proc = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env)

@@ -1,6 +1,6 @@
 """`enhance run`: batch-enhance photos from the terminal.
 
-    enhance run photo.jpg folder/ "shots/*.png" -o enhanced/ [--recursive] [--ext png] [--tile 512]
+    enhance run photo.jpg folder/ "shots/*.png" -o enhanced/ [--recursive] [--ext png] [--tile 512] [--exposure 0.5]
 
 Files are processed one at a time with seamless tiling, so memory is bounded by the tile size.
 A bad file is reported in one line and the batch goes on; the exit status is 1 if any file
@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+from .exposure import EXPOSURE_RANGE, check_stops
 from .imageio import (DEFAULT_MAX_PIXELS, ImageReadError, ImageWriteError, is_image_path, output_extension,
                       read_image, write_image)
 from .inference import DEVICES, PRECISIONS, resolve_device
@@ -84,6 +85,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--ext", default="same", choices=["same", "png", "jpg", "webp", "tif"],
                         help="output format (same: the input's, or png where it cannot be written)")
     parser.add_argument("--jpeg-quality", type=int, default=95, help="JPEG/WebP quality, 1-100")
+    parser.add_argument("--exposure", type=float, default=0.0, metavar="STOPS",
+                        help="brighten (+) or darken (-) the result by this many stops of light, "
+                             f"{EXPOSURE_RANGE[0]:g} to {EXPOSURE_RANGE[1]:g}, like a camera's exposure compensation")
     parser.add_argument("--tile", default="auto",
                         help="tile side in px, 0 for whole image, or auto (256 on a CPU; from free memory on a GPU)")
     parser.add_argument("--device", default="auto", choices=DEVICES)
@@ -114,10 +118,18 @@ def _parse_tile(value: str):
     return tile
 
 
+def _parse_exposure(stops: float) -> float:
+    try:
+        return check_stops(stops, "--exposure")
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+
+
 def main(args) -> int:
     rank, world = _distributed_rank()
     try:
         tile = _parse_tile(args.tile)
+        exposure = _parse_exposure(args.exposure)
         inputs = collect_inputs(args.inputs, args.recursive)
         jobs, plan_errors = plan_jobs(inputs, args.output.resolve(), args.suffix, args.ext, args.recursive)
         input_dirs = {src.resolve().parent for src, _ in inputs}
@@ -162,7 +174,8 @@ def main(args) -> int:
                     tiles_bar.n = n_done
                     tiles_bar.refresh()
 
-                result = enhance_photo(model, photo, tile=tile, precision=args.precision, on_tile=on_tile)
+                result = enhance_photo(model, photo, tile=tile, precision=args.precision, on_tile=on_tile,
+                                       exposure=exposure)
             job.destination.parent.mkdir(parents=True, exist_ok=True)
             write_image(job.destination, result, jpeg_quality=args.jpeg_quality, overwrite=args.overwrite)
         except (ImageReadError, ImageWriteError) as err:

@@ -9,7 +9,7 @@ controls, each with a default, so a client may give the photo alone:
     from gradio_client import Client, handle_file
     (before, after), result_file, info = Client("http://127.0.0.1:7860/").predict(
         handle_file("photo.jpg"), api_name="/enhance")
-    # all inputs: photo, model="saga-s", tile="auto", strength=1.0
+    # all inputs: photo, model="saga-s", tile="auto", strength=1.0, exposure=0.0 (stops)
 
 Decisions
 ---------
@@ -53,6 +53,7 @@ import gradio as gr
 import numpy as np
 import torch
 
+from .exposure import EXPOSURE_RANGE, check_stops
 from .imageio import (SUPPORTED_EXTENSIONS, ImageReadError, ImageWriteError, Photo, output_extension, read_image,
                       write_image)
 from .inference import DEVICES, MIN_TILE, resolve_device
@@ -162,7 +163,7 @@ class EnhanceHandler:
         self.max_pixels = max_pixels
 
     def __call__(self, photo_path: Optional[str], model_name: str = DEFAULT_MODEL, tile: str = "auto",
-                 strength: float = 1.0, progress: Optional[gr.Progress] = None):
+                 strength: float = 1.0, exposure: float = 0.0, progress: Optional[gr.Progress] = None):
         if not photo_path:
             raise gr.Error("Upload a photo first.", print_exception=False)
         progress = progress or (lambda *args, **kwargs: None)
@@ -171,6 +172,10 @@ class EnhanceHandler:
         strength = float(strength)
         if not 0.0 <= strength <= 1.0:
             raise gr.Error(f"strength must be between 0 and 1, got {strength}", print_exception=False)
+        try:
+            exposure = check_stops(float(exposure))
+        except ValueError as err:
+            raise gr.Error(str(err), print_exception=False) from None
         started = time.perf_counter()
 
         progress(0.0, desc="Reading the photo")
@@ -186,7 +191,7 @@ class EnhanceHandler:
         try:
             with self.models.use(model_name) as model:
                 progress(0.0, desc=f"Enhancing with {model_name}")
-                result = enhance_photo(model, photo, tile=tile_size, on_tile=on_tile)
+                result = enhance_photo(model, photo, tile=tile_size, on_tile=on_tile, exposure=exposure)
         except WeightsError as err:
             raise gr.Error(str(err), print_exception=False) from None
         except (MemoryError, torch.OutOfMemoryError):
@@ -204,7 +209,7 @@ class EnhanceHandler:
             download = self.publish(str(written))
         elapsed = time.perf_counter() - started
 
-        info = describe(photo, out_name, model_name, tile, strength, elapsed,
+        info = describe(photo, out_name, model_name, tile, strength, exposure, elapsed,
                         untrained=model_name in self.models.untrained)
         return (preview(photo), preview(result)), download, info
 
@@ -247,13 +252,13 @@ def preview(photo: Photo) -> np.ndarray:
     return np.ascontiguousarray(pixels)
 
 
-def describe(photo: Photo, out_name: str, model_name: str, tile, strength: float, elapsed: float,
-             untrained: bool) -> str:
+def describe(photo: Photo, out_name: str, model_name: str, tile, strength: float, exposure: float,
+             elapsed: float, untrained: bool) -> str:
     """The Markdown shown under the result."""
     height, width = photo.pixels.shape[:2]
     kind = f"{photo.bit_depth}-bit {photo.format}" + (" with alpha" if photo.alpha is not None else "")
     lines = [f"**{photo.megapixels:.2f} MP** ({width} × {height}, {kind}) enhanced in **{elapsed:.1f} s** "
-             f"with `{model_name}` · tile {tile} · strength {strength:.2f}",
+             f"with `{model_name}` · tile {tile} · strength {strength:.2f} · exposure {exposure:+.2f} stops",
              f"Download: `{out_name}` (full resolution, {photo.bit_depth}-bit)"]
     if untrained:
         lines.append(f"⚠️ `{model_name}` has no trained weights: this result comes from random weights.")
@@ -381,6 +386,8 @@ def build_app(model: torch.nn.Module, model_name: str = DEFAULT_MODEL, *, untrai
                                         "the result is the same as in one piece.")
                 strength = gr.Slider(0.0, 1.0, value=1.0, step=0.05, label="Strength",
                                      info="1 = the model's output, 0 = the original photo.")
+                exposure = gr.Slider(*EXPOSURE_RANGE, value=0.0, step=0.1, label="Exposure (stops)",
+                                     info="Brighter (+) or darker (-) than the model chose; +1 is twice the light.")
                 button = gr.Button("Enhance", variant="primary", elem_id="enhance-button")
             with gr.Column():
                 slider = gr.ImageSlider(label="Before / after", format="png", interactive=False,
@@ -391,14 +398,15 @@ def build_app(model: torch.nn.Module, model_name: str = DEFAULT_MODEL, *, untrai
         handler = EnhanceHandler(models, work_dir / "scratch", publish=download.move_resource_to_block_cache,
                                  max_pixels=max_pixels)
 
-        def enhance(photo_path, model_name, tile, strength, progress=gr.Progress()):
+        def enhance(photo_path, model_name, tile, strength, exposure, progress=gr.Progress()):
             """Enhance a dark photo. Returns the before/after previews (PNG), the full-resolution
             result in the photo's own format and bit depth, and a line with size and time."""
-            return handler(photo_path, model_name, tile, strength, progress)
+            return handler(photo_path, model_name, tile, strength, exposure, progress)
 
-        button.click(enhance, [photo, model_choice, tile, strength], [slider, download, info], api_name="enhance")
-        gr.Examples([[str(path), model_name, "auto", 1.0] for path in examples],
-                    inputs=[photo, model_choice, tile, strength], outputs=[slider, download, info], fn=enhance,
+        controls = [photo, model_choice, tile, strength, exposure]
+        button.click(enhance, controls, [slider, download, info], api_name="enhance")
+        gr.Examples([[str(path), model_name, "auto", 1.0, 0.0] for path in examples],
+                    inputs=controls, outputs=[slider, download, info], fn=enhance,
                     cache_examples=True, cache_mode="lazy", visible_columns=[0],
                     example_labels=["Dim room (PNG)", "Night street (16-bit PNG)", "Evening shapes (JPEG)"],
                     label="Examples: dark scenes made by the app itself")

@@ -1,7 +1,7 @@
 """Tests for the web app (enhance/webapp.py, app.py).
 
 Three layers:
-* The request handler called directly: outputs, readable errors, the strength control,
+* The request handler called directly: outputs, readable errors, the strength and exposure controls,
   16-bit and alpha round trips, tile parsing, model loading and the start-up refusal.
 * End to end through gradio_client against the app launched in this process on a free port:
   one request, a bad file, and 8 concurrent requests (then: no scratch files left).
@@ -152,6 +152,20 @@ def test_default_strength_gives_the_models_own_output(tmp_path, random_saga_s):
     _, download, _ = handler(str(source), strength=0.5)        # halfway, within rounding
     halfway = (expected.astype(np.float32) + photo.pixels) / 2
     assert np.abs(read_image(download).pixels - halfway).max() <= 0.5 + 1e-3
+
+
+def test_exposure_control_brightens_the_result_and_refuses_out_of_range(tmp_path, random_saga_s):
+    handler = make_handler(random_saga_s, tmp_path)
+    source = save_photo(tmp_path / "dark.png", dark_pixels(40, 56))
+    expected = enhance_photo(random_saga_s, read_image(source), exposure=0.5).pixels
+
+    _, download, info = handler(str(source), exposure=0.5)
+    np.testing.assert_array_equal(read_image(download).pixels, expected)
+    assert "exposure +0.50 stops" in info
+
+    with pytest.raises(gr.Error, match="exposure 4: must be between -3 and 3 stops"):
+        handler(str(source), exposure=4.0)
+    assert scratch_files(handler) == []
 
 
 def test_16bit_png_gives_a_16bit_png_download(tmp_path):

@@ -52,6 +52,7 @@ class TrainConfig:
     steps: int = 4000
     loss: str = "l1"  # or "psnr", "l1-exposure-split": see LOSSES
     ssim_weight: float = 0.0  # adds ssim_weight * (1 - SSIM) to the loss; 0 leaves it out
+    exposure_weight: float = 0.0  # adds exposure_weight * exposure_l1 (on top of any in `loss`)
     lr: float = 1e-3
     min_lr: float = 1e-5
     weight_decay: float = 1e-4
@@ -79,8 +80,9 @@ class TrainConfig:
             raise SystemExit(f"{path}: unknown config keys: {', '.join(unknown)}")
         if values.get("loss", "l1") not in LOSSES:
             raise SystemExit(f"{path}: unknown loss {values['loss']!r}; choose from {', '.join(LOSSES)}")
-        if values.get("ssim_weight", 0.0) < 0:
-            raise SystemExit(f"{path}: ssim_weight must be 0 or more, got {values['ssim_weight']}")
+        for weight in ("ssim_weight", "exposure_weight"):
+            if values.get(weight, 0.0) < 0:
+                raise SystemExit(f"{path}: {weight} must be 0 or more, got {values[weight]}")
         return cls(**values)
 
 
@@ -94,20 +96,25 @@ def psnr_loss(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return (10 * torch.log10(mse + 1e-8)).mean()
 
 
+def exposure_l1(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """The L1 between each image's mean level and its target's: the exposure error alone."""
+    return F.l1_loss(output.mean(dim=(1, 2, 3)), target.mean(dim=(1, 2, 3)))
+
+
 def exposure_split_l1(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """L1 on the output scaled to the target's mean level, plus the L1 between the two mean levels.
 
     Plain L1's gradient is the sign of each pixel's error. When a photo comes out 20% too bright
-    (LOL's ground truths vary in exposure by about 0.27 stops, which the dark input does not
-    determine), nearly every sign is +, and the photo teaches the network about brightness and
-    nothing else. Scaling the output to the target's mean level first (as GT-mean scoring does)
-    leaves the signs to say where the structure and colour are wrong; the second term still
-    learns the exposure, with the same pull plain L1 has when the error is a pure gain.
+    (LOL's ground truths vary in exposure by about 0.27 stops, and a model trained on them still
+    misses by about 0.2), nearly every sign is +, and the photo teaches the network about
+    brightness and nothing else. Scaling the output to the target's mean level first (as GT-mean
+    scoring does) leaves the signs to say where the structure and colour are wrong; the second
+    term still learns the exposure, with the same pull plain L1 has when the error is a pure gain.
     """
     out_level = output.mean(dim=(1, 2, 3), keepdim=True)
     target_level = target.mean(dim=(1, 2, 3), keepdim=True)
     gain = (target_level / out_level.clamp_min(1e-4)).detach()
-    return F.l1_loss(output * gain, target) + F.l1_loss(out_level, target_level)
+    return F.l1_loss(output * gain, target) + exposure_l1(output, target)
 
 
 LOSSES = {"l1": F.l1_loss, "psnr": psnr_loss, "l1-exposure-split": exposure_split_l1}
@@ -148,6 +155,8 @@ def training_loss(cfg: TrainConfig, output: torch.Tensor, target: torch.Tensor) 
     loss = LOSSES[cfg.loss](output, target)
     if cfg.ssim_weight:
         loss = loss + cfg.ssim_weight * ssim_loss(output, target)
+    if cfg.exposure_weight:
+        loss = loss + cfg.exposure_weight * exposure_l1(output, target)
     return loss
 
 
@@ -263,17 +272,22 @@ def set_rng_state(state: dict, gen: torch.Generator) -> None:
     random.setstate(state["python"])
 
 
-def loss_label(loss_name: str, ssim_weight: float) -> str:
-    """What the training-loss curve plots, SSIM term included.
+def loss_label(loss_name: str, ssim_weight: float, exposure_weight: float = 0.0) -> str:
+    """What the training-loss curve plots, SSIM and exposure terms included.
 
     >>> loss_label("psnr", 0.5)
     'PSNR loss (-dB) + 0.5 x (1 - SSIM)'
     """
     label = LOSS_LABELS[loss_name]
-    return label + f" + {ssim_weight:g} x (1 - SSIM)" if ssim_weight else label
+    if ssim_weight:
+        label += f" + {ssim_weight:g} x (1 - SSIM)"
+    if exposure_weight:
+        label += f" + {exposure_weight:g} x exposure L1"
+    return label
 
 
-def plot_curves(log_path: Path, png_path: Path, loss_name: str = "l1", ssim_weight: float = 0.0) -> None:
+def plot_curves(log_path: Path, png_path: Path, loss_name: str = "l1", ssim_weight: float = 0.0,
+                exposure_weight: float = 0.0) -> None:
     """Training loss and validation PSNR and SSIM against step, as a PNG beside the log."""
     import matplotlib
 
@@ -286,8 +300,8 @@ def plot_curves(log_path: Path, png_path: Path, loss_name: str = "l1", ssim_weig
     fig, (ax1, ax2, ax3) = plt.subplots(1, 3, figsize=(14, 4))
     ax1.plot([r["step"] for r in train], [r["loss"] for r in train])
     # The PSNR loss is minus the training patches' PSNR in dB, mostly negative: a linear axis.
-    ax1.set(xlabel="step", ylabel=loss_label(loss_name, ssim_weight), yscale="linear" if loss_name == "psnr" else "log",
-            title="training loss")
+    ax1.set(xlabel="step", ylabel=loss_label(loss_name, ssim_weight, exposure_weight),
+            yscale="linear" if loss_name == "psnr" else "log", title="training loss")
     ax2.plot([r["step"] for r in val], [r["psnr"] for r in val], marker="o")
     ax2.set(xlabel="step", ylabel="PSNR (dB)", title="validation PSNR (EMA weights)")
     ax3.plot([r["step"] for r in val], [r["ssim"] for r in val], marker="o")
@@ -462,7 +476,7 @@ def train(cfg: TrainConfig, data_dir: Path, out: Path, resume: bool = False, max
                     sha = save_weights(ema, out / "best.safetensors", name=cfg.model)
                     card = {"model": cfg.model, "step": step, "sha256": sha, **scores}
                     (out / "best.json").write_text(json.dumps(card, indent=2))
-                plot_curves(log_path, out / "curves.png", cfg.loss, cfg.ssim_weight)
+                plot_curves(log_path, out / "curves.png", cfg.loss, cfg.ssim_weight, cfg.exposure_weight)
             if step % cfg.checkpoint_every == 0:
                 checkpoint()
         # A signal can land anywhere in a step, even in the checkpoint at its end: log the steps since

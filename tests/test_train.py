@@ -1,6 +1,7 @@
 """`enhance train`: exact resume, SIGTERM checkpoints, logs, bad data, DDP with two CPU processes, and
 a second stage from shipped weights."""
 
+import dataclasses
 import json
 import os
 import signal
@@ -137,10 +138,11 @@ def test_unknown_loss_is_an_error(tmp_path):
         TrainConfig.from_file(bad)
 
 
-def test_negative_ssim_weight_is_an_error(tmp_path):
+@pytest.mark.parametrize("weight", ["ssim_weight", "exposure_weight"])
+def test_negative_loss_weight_is_an_error(tmp_path, weight):
     bad = tmp_path / "bad.toml"
-    bad.write_text('model = "saga-s"\nssim_weight = -0.5\n')
-    with pytest.raises(SystemExit, match="ssim_weight must be 0 or more"):
+    bad.write_text(f'model = "saga-s"\n{weight} = -0.5\n')
+    with pytest.raises(SystemExit, match=f"{weight} must be 0 or more"):
         TrainConfig.from_file(bad)
 
 
@@ -185,6 +187,7 @@ def test_curve_label_names_the_loss_and_its_ssim_term():
     assert loss_label("l1", 1.0) == "L1 loss + 1 x (1 - SSIM)"
     assert loss_label("psnr", 0.5) == "PSNR loss (-dB) + 0.5 x (1 - SSIM)"
     assert loss_label("l1-exposure-split", 1.0) == "exposure-split L1 + 1 x (1 - SSIM)"
+    assert loss_label("l1-exposure-split", 0.5, 4.0) == "exposure-split L1 + 0.5 x (1 - SSIM) + 4 x exposure L1"
 
 
 def test_ssim_loss_is_one_minus_the_evaluation_ssim():
@@ -207,6 +210,20 @@ def test_ssim_weight_adds_the_ssim_term_and_has_a_gradient():
     assert weighted.item() == pytest.approx(plain.item() + 0.5 * ssim_loss(output, target).item(), rel=1e-6)
     weighted.backward()
     assert output.grad is not None and output.grad.abs().sum() > 0
+
+
+def test_exposure_weight_adds_the_mean_level_error_on_top_of_the_loss():
+    rng = np.random.default_rng(4)
+    target = torch.from_numpy(rng.random((2, 3, 16, 16))).float()
+    too_bright = (target * 1.25).requires_grad_()
+    split = TrainConfig(loss="l1-exposure-split")
+    plain = training_loss(split, too_bright, target)
+    weighted = training_loss(dataclasses.replace(split, exposure_weight=4.0), too_bright, target)
+    # A pure gain leaves only the mean-level term, now counted 1 + 4 times.
+    assert weighted.item() == pytest.approx(5 * plain.item(), rel=1e-5)
+    assert plain.item() == pytest.approx(0.25 * target.mean().item(), rel=1e-5)
+    weighted.backward()
+    assert too_bright.grad.sum() > 0  # too bright: the gradient lowers it
 
 
 @pytest.mark.slow

@@ -1,11 +1,11 @@
 """The user's say on brightness: an exposure change, in stops, applied to the enhanced photo.
 
-How bright a dark scene should come out is partly taste. Even LOL's ground truths disagree:
-re-shots of one scene differ by about 0.15 stops, and the models miss the ground truth's exposure
-by about 0.2 stops on photos they were trained on (README, "Why plain PSNR lags GT-mean").
-So `enhance run --exposure` and the web page's slider let the user move it, the way a camera's
-exposure compensation does: in linear light, where +1 stop is twice the light. Highlights that
-a brighter exposure pushes past white clip, as they would in the camera.
+How bright a dark scene should come out is partly taste. LOL's ground truths vary in exposure
+by 0.27 stops, and the models miss them by about 0.2 stops, even on the photos they were trained
+on (README, "Why plain PSNR lags GT-mean"). So `enhance run --exposure` and the web page's
+slider let the user move it, the way a camera's exposure compensation does: in linear light,
+where +1 stop is twice the light. Highlights that a brighter exposure pushes past white clip,
+as they would in the camera.
 
 The change is a tone curve over code values, so a photo costs one table lookup per sample:
 no float copy of a 12-MP photo, and the same curve for every tile.

@@ -16,7 +16,7 @@ from enhance import cli
 from enhance.evaluate import evaluate, tta_enhance, to_8bit
 from enhance.metrics import psnr
 from enhance.models import MODELS, create_model, get_entry
-from enhance.pairs import find_pairs
+from enhance.pairs import find_pairs, read_stem_list
 from enhance.weights import save_weights
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -268,3 +268,12 @@ def test_real_lol_v1_validation_pairs(lol, tmp_path):
     report_path = tmp_path / "r.json"
     assert run("--data", LOL_V1_TRAIN, "--list", stem_list, "--weights", weights, "--report", report_path) == 0
     assert json.loads(report_path.read_text())["n_images"] == 2
+
+
+def test_committed_training_list_is_the_dataset_minus_the_validation_list():
+    if not LOL_V1_TRAIN.is_dir():
+        pytest.skip(f"{LOL_V1_TRAIN} is not here (the shared datasets are not on this machine)")
+    train = read_stem_list(ROOT / "datasets" / "lol_v1_train.txt")
+    val = read_stem_list(ROOT / "datasets" / "lol_v1_val.txt")
+    assert len(train) == len(set(train)) and not set(train) & set(val)
+    assert sorted(train + val) == sorted(pair.stem for pair in find_pairs(LOL_V1_TRAIN).pairs)

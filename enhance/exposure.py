@@ -50,12 +50,15 @@ def exposure_curve(stops: float, dtype: np.dtype) -> np.ndarray:
 
 
 def adjust_exposure(pixels: np.ndarray, stops: float) -> np.ndarray:
-    """`pixels` (uint8 or uint16, any shape) with their exposure changed by `stops`.
+    """`pixels` (uint8, uint16 or float in [0, 1], any shape) with their exposure changed by `stops`.
 
     0 stops returns `pixels` itself, untouched.
     """
     if check_stops(stops) == 0.0:
         return pixels
-    if pixels.dtype not in (np.uint8, np.uint16):
-        raise ValueError(f"exposure: expected uint8 or uint16 pixels, got {pixels.dtype}")
-    return exposure_curve(stops, pixels.dtype)[pixels]
+    if pixels.dtype in (np.uint8, np.uint16):
+        return exposure_curve(stops, pixels.dtype)[pixels]
+    if np.issubdtype(pixels.dtype, np.floating):
+        linear = srgb_to_linear(np.clip(pixels, 0.0, 1.0)) * 2.0**stops
+        return linear_to_srgb(np.clip(linear, 0.0, 1.0)).astype(pixels.dtype)
+    raise ValueError(f"exposure: expected uint8, uint16 or float pixels, got {pixels.dtype}")

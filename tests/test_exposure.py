@@ -54,6 +54,13 @@ def test_zero_stops_returns_the_pixels_themselves():
     assert adjust_exposure(pixels, 0.0) is pixels
 
 
+def test_float_photos_follow_the_same_curve():
+    codes = np.arange(256, dtype=np.uint8)
+    as_float = adjust_exposure(codes.astype(np.float32) / 255, 0.8)
+    assert as_float.dtype == np.float32
+    np.testing.assert_array_equal(np.round(as_float * 255).astype(np.uint8), adjust_exposure(codes, 0.8))
+
+
 def test_plus_and_minus_cancel_below_white():
     codes = np.arange(0, 128, dtype=np.uint8)
     round_trip = adjust_exposure(adjust_exposure(codes, 0.5), -0.5)

@@ -89,12 +89,6 @@ def scratch_files(handler_or_dir) -> list[Path]:
     return sorted(folder.rglob("*"))
 
 
-@pytest.fixture(scope="module")
-def random_saga_s():
-    torch.manual_seed(0)
-    return create_model("saga-s").eval()
-
-
 # --------------------------------------------------------------------------- the handler
 
 @pytest.mark.parametrize("suffix", [".png", ".jpg"])

@@ -4,21 +4,13 @@ import doctest
 
 import numpy as np
 import pytest
-import torch
 
 import enhance.exposure
 from enhance.cli import main
 from enhance.exposure import adjust_exposure, exposure_curve, linear_to_srgb, srgb_to_linear
 from enhance.imageio import Photo, read_image, write_image
-from enhance.models import create_model
 from enhance.pipeline import enhance_photo
 from enhance.weights import save_weights
-
-
-@pytest.fixture(scope="module")
-def random_saga_s():
-    torch.manual_seed(0)
-    return create_model("saga-s").eval()
 
 
 def dark_photo(height: int = 24, width: int = 32) -> Photo:

@@ -4,8 +4,9 @@ How bright a dark scene should come out is partly taste. LOL's ground truths var
 by 0.27 stops, and the models miss them by about 0.2 stops, even on the photos they were trained
 on (README, "Why plain PSNR lags GT-mean"). So `enhance run --exposure` and the web page's
 slider let the user move it, the way a camera's exposure compensation does: in linear light,
-where +1 stop is twice the light. Highlights that a brighter exposure pushes past white clip,
-as they would in the camera.
+where +1 stop is twice the light. Light that a brighter exposure would push past white is rolled
+off on a shoulder instead of clipped, as a raw converter's exposure slider does: a lamp or a
+window keeps its gradation, and only white stays white.
 
 The change is a tone curve over code values, so a photo costs one table lookup per sample:
 no float copy of a 12-MP photo, and the same curve for every tile.
@@ -15,7 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 
-EXPOSURE_RANGE = (-3.0, 3.0)  # stops; beyond this the result is mostly black or clipped white
+EXPOSURE_RANGE = (-3.0, 3.0)  # stops; beyond this the result is mostly black or white
+SHOULDER_KNEE = 0.6  # linear light; below it a brighter exposure is exact, above it rolls off
 
 
 def srgb_to_linear(v: np.ndarray) -> np.ndarray:
@@ -36,17 +38,40 @@ def check_stops(stops: float, name: str = "exposure") -> float:
     return float(stops)
 
 
+def expose_linear(linear: np.ndarray, stops: float) -> np.ndarray:
+    """Linear light in [0, 1] times 2**stops, with a highlight shoulder that keeps it in [0, 1].
+
+    Below SHOULDER_KNEE the light is exactly scaled. Above it, the scaled range [knee, gain] is
+    mapped onto [knee, 1] by a rational shoulder, h(t) = s t / (1 + (s - 1) t) over t in [0, 1],
+    whose start slope s matches the straight part: the curve stays smooth and monotone, and only
+    input white reaches white. Its slope falls off as 1/(1 + (s - 1) t)^2, slowly enough that
+    even +3 stops leaves the brightest input distinct codes.
+
+    >>> expose_linear(np.array([0.1, 0.25, 1.0]), 1.0).round(3).tolist()  # twice the light, up to the knee
+    [0.2, 0.5, 1.0]
+    """
+    gain = 2.0 ** check_stops(stops)
+    scaled = np.clip(linear, 0.0, 1.0) * gain
+    knee = SHOULDER_KNEE
+    if gain <= 1.0:
+        return scaled  # darker: nothing reaches white, nothing to roll off
+    # Position along the shoulder, 0 at the knee and 1 at input white.
+    t = np.clip((scaled - knee) / (gain - knee), 0.0, 1.0)
+    slope = (gain - knee) / (1.0 - knee)  # d(shoulder)/dt at the knee, in units of (1 - knee)
+    shoulder = knee + (1.0 - knee) * slope * t / (1.0 + (slope - 1.0) * t)
+    return np.where(scaled <= knee, scaled, shoulder)
+
+
 def exposure_curve(stops: float, dtype: np.dtype) -> np.ndarray:
     """The lookup table that changes the exposure of a uint8 or uint16 photo by `stops`.
 
     >>> curve = exposure_curve(1.0, np.uint8)
-    >>> int(curve[0]), int(curve[255]), int(curve[128])  # black stays black, white clips, mid-gray brightens
-    (0, 255, 176)
+    >>> int(curve[0]), int(curve[128]), int(curve[230]), int(curve[255])  # black, mid-gray, highlight, white
+    (0, 176, 250, 255)
     """
     top = np.iinfo(dtype).max
     codes = np.arange(top + 1, dtype=np.float64) / top
-    linear = srgb_to_linear(codes) * 2.0 ** check_stops(stops)
-    return np.round(linear_to_srgb(np.clip(linear, 0.0, 1.0)) * top).astype(dtype)
+    return np.round(linear_to_srgb(expose_linear(srgb_to_linear(codes), stops)) * top).astype(dtype)
 
 
 def adjust_exposure(pixels: np.ndarray, stops: float) -> np.ndarray:
@@ -59,6 +84,5 @@ def adjust_exposure(pixels: np.ndarray, stops: float) -> np.ndarray:
     if pixels.dtype in (np.uint8, np.uint16):
         return exposure_curve(stops, pixels.dtype)[pixels]
     if np.issubdtype(pixels.dtype, np.floating):
-        linear = srgb_to_linear(np.clip(pixels, 0.0, 1.0)) * 2.0**stops
-        return linear_to_srgb(np.clip(linear, 0.0, 1.0)).astype(pixels.dtype)
+        return linear_to_srgb(expose_linear(srgb_to_linear(np.clip(pixels, 0.0, 1.0)), stops)).astype(pixels.dtype)
     raise ValueError(f"exposure: expected uint8, uint16 or float pixels, got {pixels.dtype}")

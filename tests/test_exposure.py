@@ -7,7 +7,8 @@ import pytest
 
 import enhance.exposure
 from enhance.cli import main
-from enhance.exposure import adjust_exposure, exposure_curve, linear_to_srgb, srgb_to_linear
+from enhance.exposure import (SHOULDER_KNEE, adjust_exposure, expose_linear, exposure_curve, linear_to_srgb,
+                              srgb_to_linear)
 from enhance.imageio import Photo, read_image, write_image
 from enhance.pipeline import enhance_photo
 from enhance.weights import save_weights
@@ -25,20 +26,35 @@ def test_srgb_transfer_functions_invert_each_other():
 
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
-def test_one_stop_doubles_the_light_and_clips_at_white(dtype):
+def test_one_stop_doubles_the_light_below_the_knee_and_rolls_off_above(dtype):
     top = np.iinfo(dtype).max
     codes = np.arange(0, top + 1, max(1, top // 255), dtype=dtype)
     brighter = adjust_exposure(codes, 1.0)
     assert brighter.dtype == dtype
     light_in = srgb_to_linear(codes / top)
+    below_knee = 2 * light_in <= SHOULDER_KNEE
     # Twice the light, encoded back and rounded to the nearest code: within half a code value.
-    doubled_codes = linear_to_srgb(np.minimum(2 * light_in, 1.0)) * top
-    assert np.abs(brighter - doubled_codes).max() <= 0.5 + 1e-6
-    assert np.all(brighter[2 * light_in >= 1.0] == top)  # past white: clipped
+    doubled_codes = linear_to_srgb(2 * light_in[below_knee]) * top
+    assert np.abs(brighter[below_knee] - doubled_codes).max() <= 0.5 + 1e-6
+    # Above the knee the light is compressed, not clipped: only white reaches white.
+    assert brighter[-1] == top and np.all(brighter[:-1][light_in[:-1] < 0.45] < top)
+    assert np.all(brighter[~below_knee] <= np.minimum(doubled_codes.max() + top, top))
     assert np.all(np.diff(brighter.astype(np.int64)) >= 0)  # the curve never reverses
     halved_codes = linear_to_srgb(light_in / 2) * top
     assert np.abs(adjust_exposure(codes, -1.0) - halved_codes).max() <= 0.5 + 1e-6
     assert np.count_nonzero(brighter > codes) > 0.9 * codes.size  # all but black and white move
+
+
+@pytest.mark.parametrize("stops", [0.3, 1.0, 3.0])
+def test_the_shoulder_is_smooth_monotone_and_keeps_highlight_gradation(stops):
+    light = np.linspace(0.0, 1.0, 100_001)
+    out = expose_linear(light, stops)
+    slopes = np.diff(out) / np.diff(light)
+    assert out[0] == 0.0 and out[-1] == pytest.approx(1.0) and np.all(slopes > 0)  # strictly increasing
+    assert np.abs(np.diff(slopes)).max() < 1e-3 * 2**stops  # no kink where the shoulder meets the line
+    # The brightest tenth of the input keeps distinct 16-bit codes instead of clipping to one.
+    top_tenth = np.round(linear_to_srgb(out[light >= 0.9]) * 65535)
+    assert np.unique(top_tenth).size > 50
 
 
 def test_zero_stops_returns_the_pixels_themselves():

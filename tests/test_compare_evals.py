@@ -1,0 +1,39 @@
+"""scripts/compare_evals.py: per-image wins, medians and paired differences of two eval reports."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "compare_evals.py"
+
+
+def report(path: Path, psnrs: list[float], exposures: list[float]) -> Path:
+    rows = [{"name": str(i), "psnr": p, "ssim": 0.8, "psnr_gt_mean": p + 5, "ssim_gt_mean": 0.9,
+             "exposure_stops": e} for i, (p, e) in enumerate(zip(psnrs, exposures))]
+    path.write_text(json.dumps({"images": rows}))
+    return path
+
+
+def compare(*paths: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(SCRIPT), *map(str, paths)], capture_output=True, text=True)
+
+
+def test_counts_wins_and_the_paired_difference(tmp_path):
+    base = report(tmp_path / "a.json", [20.0, 21.0, 22.0, 23.0], [0.2, -0.3, 0.1, 0.4])
+    cand = report(tmp_path / "b.json", [21.0, 21.5, 21.0, 24.0], [0.1, -0.1, 0.2, -0.4])
+    result = compare(base, cand)
+    assert result.returncode == 0, result.stderr
+    lines = {line.split("  ")[0]: line for line in result.stdout.splitlines()}
+    psnr = lines["PSNR (dB)"]
+    assert "21.5000 ->  21.8750" in psnr and "better on   3 of 4" in psnr and "median +0.7500" in psnr
+    assert "mean +0.3750 ± 0.4732" in psnr  # differences 1, 0.5, -1, 1: sd 0.9465 / sqrt(4)
+    # Exposure error is |stops|: lower wins (0.2->0.1, 0.3->0.1 better; 0.1->0.2 worse; 0.4->0.4 a tie).
+    assert "better on   2 of 4" in lines["exposure error (stops, lower is better)"]
+
+
+def test_reports_of_different_images_are_refused(tmp_path):
+    base = report(tmp_path / "a.json", [20.0, 21.0], [0.0, 0.0])
+    cand = report(tmp_path / "b.json", [20.0], [0.0])
+    result = compare(base, cand)
+    assert result.returncode == 1 and "cover different images" in result.stderr

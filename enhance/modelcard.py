@@ -7,6 +7,11 @@ parameter count, sha256, training data and licence, steps, wall time, hardware, 
 validation figures (plain and GT-mean) beside the input's own. The printed sha256 goes into
 the registry (enhance/models.py), which `load_model` checks the file against.
 
+By default it ships the run's best validation step (`best.safetensors`). With `--last` it ships
+the end of the schedule instead, the EMA weights in the run's final `checkpoint.pt`: the pick
+for a run whose validations differ by less than their noise, where the best of them is partly
+luck.
+
 A run that started from shipped weights (`init_weights` in its config) is a later stage of the
 same model: the card's `stages` list every stage's recipe, the step each handed on, and its wall time.
 """
@@ -19,7 +24,10 @@ import shutil
 import sys
 from pathlib import Path
 
-from .weights import REPO_ROOT, WEIGHTS_DIR, load_model, sha256_of
+import torch
+
+from .models import create_model
+from .weights import REPO_ROOT, WEIGHTS_DIR, load_model, save_weights, sha256_of
 
 TRAINING_DATA = ("340-pair subset of the LOL-v1 training split (our485; Wei et al., BMVC 2018) minus the 30 "
                  "validation stems in datasets/lol_v1_val.txt. LOL is distributed by its authors for research use; "
@@ -53,21 +61,34 @@ def earlier_stages(config: dict) -> list[dict]:
     return json.loads(card_path.read_text())["stages"]
 
 
-def build_card(run: Path, name: str, hardware: str, weights: Path, earlier: list[dict]) -> dict:
-    """`earlier`: what `earlier_stages` read before the shipped card was overwritten.
+def final_step(run: Path, rows: list[dict]) -> tuple[dict, dict]:
+    """The EMA state dict of the run's final checkpoint, and the validation row of its step."""
+    ckpt = torch.load(run / "checkpoint.pt", map_location="cpu", weights_only=True)
+    val = [r for r in rows if r["kind"] == "val" and r["step"] == ckpt["step"]]
+    if not val:
+        raise SystemExit(f"{run}: no validation at the final checkpoint's step {ckpt['step']}; ship its best step instead")
+    return ckpt["ema"], val[-1]
+
+
+def read_log(run: Path) -> list[dict]:
+    return [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines() if line.strip()]
+
+
+def build_card(run: Path, name: str, hardware: str, weights: Path, earlier: list[dict], shipped: dict) -> dict:
+    """`earlier`: what `earlier_stages` read before the shipped card was overwritten; `shipped`: the
+    validation row (step and scores) of the shipped weights.
 
     `steps_trained` counts the optimiser steps behind the shipped weights (each stage up to the
     step it handed on); `steps_run` and `wall_time_hours` count all the training that was done.
     """
-    rows = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines() if line.strip()]
+    rows = read_log(run)
     config = portable_config(json.loads((run / "config.json").read_text()))
-    best = json.loads((run / "best.json").read_text())
     baseline = next((r for r in rows if r["kind"] == "baseline"), {})
     trained = [r for r in rows if r["kind"] == "train"]
     model = load_model(weights)
     steps = trained[-1]["step"] if trained else 0
     hours = round(trained[-1]["wall_seconds"] / 3600, 2) if trained else 0
-    stages = earlier + [{"training_config": config, "steps": steps, "shipped_step": best["step"], "wall_time_hours": hours}]
+    stages = earlier + [{"training_config": config, "steps": steps, "shipped_step": shipped["step"], "wall_time_hours": hours}]
     return {
         "name": name,
         "architecture": {"network": "SAGAUNet", **model.config.to_dict()},
@@ -83,7 +104,7 @@ def build_card(run: Path, name: str, hardware: str, weights: Path, earlier: list
         "validation": {
             "images": "30 pairs of datasets/lol_v1_val.txt, whole 600x400 images, output quantised to 8 bits",
             "input_psnr": baseline.get("psnr"), "input_ssim": baseline.get("ssim"),
-            **{k: best[k] for k in ("psnr", "ssim", "psnr_gt_mean", "ssim_gt_mean")},
+            **{k: shipped[k] for k in ("psnr", "ssim", "psnr_gt_mean", "ssim_gt_mean")},
             "precision": "bf16 autocast" if config.get("bf16") else "fp32",
         },
         "stages": stages,
@@ -103,12 +124,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--name", required=True, help="registry name, e.g. saga-s")
     parser.add_argument("--hardware", required=True, help="what it was trained on")
     parser.add_argument("--out", type=Path, default=WEIGHTS_DIR, help="weights folder (default: the repository's)")
+    parser.add_argument("--last", action="store_true",
+                        help="ship the end of the schedule (the final checkpoint's EMA) instead of the best validation step")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     weights = args.out / f"{args.name}.safetensors"
-    earlier = earlier_stages(json.loads((args.run / "config.json").read_text()))  # before its card is replaced
-    _write_atomically(weights, lambda tmp: shutil.copyfile(args.run / "best.safetensors", tmp))
-    card = build_card(args.run, args.name, args.hardware, weights, earlier)
+    config = json.loads((args.run / "config.json").read_text())
+    earlier = earlier_stages(config)  # before its card is replaced
+    if args.last:
+        ema, shipped = final_step(args.run, read_log(args.run))
+        model = create_model(config["model"], attention=config.get("attention", "saga"))
+        model.load_state_dict(ema)
+        save_weights(model, weights, name=config["model"])  # atomic: a temporary name, then a rename
+    else:
+        shipped = json.loads((args.run / "best.json").read_text())
+        _write_atomically(weights, lambda tmp: shutil.copyfile(args.run / "best.safetensors", tmp))
+    card = build_card(args.run, args.name, args.hardware, weights, earlier, shipped)
     _write_atomically(args.out / f"{args.name}.json", lambda tmp: tmp.write_text(json.dumps(card, indent=2) + "\n"))
     print(f"{weights}: sha256 {card['sha256']} (put it in enhance/models.py)")
     return 0

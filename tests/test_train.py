@@ -379,6 +379,29 @@ def test_second_stage_starts_from_shipped_weights_and_its_card_counts_both(datas
     assert second["stages"][1]["training_config"]["init_weights"].endswith("tiny.safetensors")
 
 
+def test_last_ships_the_end_of_the_schedule_with_its_own_validation(dataset, tmp_path):
+    from enhance.modelcard import main as ship
+    from enhance.weights import load_model
+
+    data, config = dataset
+    assert train(config, data, tmp_path / "run") == 0
+    weights = tmp_path / "weights"
+    assert ship([str(tmp_path / "run"), "--name", "tiny", "--hardware", "test CPU", "--out", str(weights), "--last"]) == 0
+    card = json.loads((weights / "tiny.json").read_text())
+    ckpt = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)
+    shipped = load_model(weights / "tiny.safetensors").state_dict()
+    for key, value in ckpt["ema"].items():
+        assert torch.equal(shipped[key], value.float()), key
+    rows = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    last_val = [r for r in rows if r["kind"] == "val"][-1]
+    assert card["stages"][-1]["shipped_step"] == last_val["step"] == ckpt["step"] == 6
+    assert card["validation"]["psnr"] == last_val["psnr"]
+
+    assert train(config, data, tmp_path / "stopped", "--max-steps", 2) == 0  # validates at step 3, stops at 2
+    with pytest.raises(SystemExit, match="no validation at the final checkpoint's step 2"):
+        ship([str(tmp_path / "stopped"), "--name", "tiny", "--hardware", "test CPU", "--out", str(weights), "--last"])
+
+
 def test_model_card_records_the_committed_validation_list_relative_to_the_repository(tmp_path):
     from enhance.modelcard import portable_config
     from enhance.train import DEFAULT_VAL_LIST

@@ -15,8 +15,8 @@ def report(path: Path, psnrs: list[float], exposures: list[float]) -> Path:
     return path
 
 
-def compare(*paths: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(SCRIPT), *map(str, paths)], capture_output=True, text=True)
+def compare(*args) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(SCRIPT), *map(str, args)], capture_output=True, text=True)
 
 
 def test_counts_wins_and_the_paired_difference(tmp_path):
@@ -30,6 +30,14 @@ def test_counts_wins_and_the_paired_difference(tmp_path):
     assert "mean +0.3750 ± 0.4732" in psnr  # differences 1, 0.5, -1, 1: sd 0.9465 / sqrt(4)
     # Exposure error is |stops|: lower wins (0.2->0.1, 0.3->0.1 better; 0.1->0.2 worse; 0.4->0.4 a tie).
     assert "better on   2 of 4" in lines["exposure error (stops, lower is better)"]
+
+
+def test_without_leaves_images_out(tmp_path):
+    base = report(tmp_path / "a.json", [20.0, 21.0, 22.0], [0.0, 0.0, 0.0])
+    cand = report(tmp_path / "b.json", [21.0, 22.0, 20.0], [0.0, 0.0, 0.0])
+    result = compare(base, cand, "--without", "2")
+    psnr = next(line for line in result.stdout.splitlines() if line.startswith("PSNR"))
+    assert "20.5000 ->  21.5000" in psnr and "better on   2 of 2" in psnr
 
 
 def test_reports_of_different_images_are_refused(tmp_path):

@@ -74,15 +74,15 @@ def read_log(run: Path) -> list[dict]:
     return [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines() if line.strip()]
 
 
-def build_card(run: Path, name: str, hardware: str, weights: Path, earlier: list[dict], shipped: dict) -> dict:
-    """`earlier`: what `earlier_stages` read before the shipped card was overwritten; `shipped`: the
-    validation row (step and scores) of the shipped weights.
+def build_card(rows: list[dict], config: dict, name: str, hardware: str, weights: Path, earlier: list[dict],
+               shipped: dict) -> dict:
+    """`rows` and `config`: the run's log and config; `earlier`: what `earlier_stages` read before the
+    shipped card was overwritten; `shipped`: the validation row (step and scores) of the shipped weights.
 
     `steps_trained` counts the optimiser steps behind the shipped weights (each stage up to the
     step it handed on); `steps_run` and `wall_time_hours` count all the training that was done.
     """
-    rows = read_log(run)
-    config = portable_config(json.loads((run / "config.json").read_text()))
+    config = portable_config(config)
     baseline = next((r for r in rows if r["kind"] == "baseline"), {})
     trained = [r for r in rows if r["kind"] == "train"]
     model = load_model(weights)
@@ -130,16 +130,17 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     weights = args.out / f"{args.name}.safetensors"
     config = json.loads((args.run / "config.json").read_text())
+    rows = read_log(args.run)
     earlier = earlier_stages(config)  # before its card is replaced
     if args.last:
-        ema, shipped = final_step(args.run, read_log(args.run))
+        ema, shipped = final_step(args.run, rows)
         model = create_model(config["model"], attention=config.get("attention", "saga"))
         model.load_state_dict(ema)
         save_weights(model, weights, name=config["model"])  # atomic: a temporary name, then a rename
     else:
         shipped = json.loads((args.run / "best.json").read_text())
         _write_atomically(weights, lambda tmp: shutil.copyfile(args.run / "best.safetensors", tmp))
-    card = build_card(args.run, args.name, args.hardware, weights, earlier, shipped)
+    card = build_card(rows, config, args.name, args.hardware, weights, earlier, shipped)
     _write_atomically(args.out / f"{args.name}.json", lambda tmp: tmp.write_text(json.dumps(card, indent=2) + "\n"))
     print(f"{weights}: sha256 {card['sha256']} (put it in enhance/models.py)")
     return 0

@@ -13,6 +13,7 @@ lists them), to see what a candidate does on scenes it has never seen.
 
 import argparse
 import json
+from pathlib import Path
 
 import numpy as np
 
@@ -27,7 +28,7 @@ def per_image(report: dict, key: str) -> dict[str, float]:
 
 
 def main(baseline_path: str, candidate_path: str, without: set[str]) -> None:
-    baseline, candidate = (json.load(open(path)) for path in (baseline_path, candidate_path))
+    baseline, candidate = (json.loads(Path(path).read_text()) for path in (baseline_path, candidate_path))
     for key, label in FIGURES:
         base, cand = per_image(baseline, key), per_image(candidate, key)
         if set(base) != set(cand):

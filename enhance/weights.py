@@ -15,7 +15,6 @@ from typing import Optional, Union
 
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
 
 from .models import DEFAULT_MODEL, MODELS, get_entry
 from .network import SAGAUNet, UNetConfig
@@ -41,14 +40,35 @@ def sha256_of(path: Union[str, Path]) -> str:
     return digest.hexdigest()
 
 
+def safetensors_bytes(tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> bytes:
+    """fp32 tensors and string metadata in the safetensors format, every key in sorted order.
+
+    safetensors' own writer emits the metadata map in a random order, so the same weights saved
+    twice got different sha256s; a fixed order makes a re-shipped model's recorded sha stable.
+    Layout: header length (u64 little-endian), JSON header padded with spaces to 8 bytes, raw data.
+    """
+    header: dict[str, object] = {"__metadata__": dict(sorted(metadata.items()))}
+    blobs, offset = [], 0
+    for key in sorted(tensors):
+        data = tensors[key].detach().float().contiguous().cpu().numpy().astype("<f4").tobytes()
+        header[key] = {"dtype": "F32", "shape": list(tensors[key].shape), "data_offsets": [offset, offset + len(data)]}
+        blobs.append(data)
+        offset += len(data)
+    text = json.dumps(header, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)
+    return len(text).to_bytes(8, "little") + text + b"".join(blobs)
+
+
 def save_weights(model: SAGAUNet, path: Union[str, Path], name: str = "") -> str:
-    """Write fp32 weights and the network config atomically; return the file's sha256."""
+    """Write fp32 weights and the network config atomically; return the file's sha256.
+
+    Equal weights give byte-identical files (see safetensors_bytes).
+    """
     path = Path(path)
-    tensors = {k: v.detach().float().contiguous().cpu() for k, v in model.state_dict().items()}
     metadata = {"format": "saga-enhance", "model": name, "config": json.dumps(model.config.to_dict())}
     tmp = path.with_name(f".{path.name}.tmp")
     try:
-        save_file(tensors, str(tmp), metadata=metadata)
+        tmp.write_bytes(safetensors_bytes(model.state_dict(), metadata))
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)

@@ -53,7 +53,7 @@ import gradio as gr
 import numpy as np
 import torch
 
-from .exposure import EXPOSURE_RANGE, check_stops
+from .exposure import EXPOSURE_RANGE, check_stops, linear_to_srgb
 from .imageio import (SUPPORTED_EXTENSIONS, ImageReadError, ImageWriteError, Photo, output_extension, read_image,
                       write_image)
 from .inference import DEVICES, MIN_TILE, resolve_device
@@ -286,9 +286,9 @@ def example_photos(folder) -> list[Path]:
 
 
 def _darken(linear: np.ndarray, rng, exposure: float, noise: float, dtype=np.uint8) -> np.ndarray:
-    """A scene in linear light (H x W x 3, 0..1) as an under-exposed, noisy sRGB-like photo."""
+    """A scene in linear light (H x W x 3, 0..1) as an under-exposed, noisy sRGB photo."""
     dark = linear * exposure + rng.normal(0.0, noise, linear.shape)
-    encoded = np.clip(dark, 0.0, 1.0) ** (1 / 2.2)
+    encoded = linear_to_srgb(np.clip(dark, 0.0, 1.0))
     top = np.iinfo(dtype).max
     return np.rint(encoded * top).astype(dtype)
 

@@ -125,6 +125,16 @@ def _parse_exposure(stops: float) -> float:
         raise UsageError(str(err)) from None
 
 
+def _make_output_folder(folder: Path) -> None:
+    """Create -o before any photo is enhanced, so that a bad -o fails once, not once per photo."""
+    if folder.exists() and not folder.is_dir():
+        raise UsageError(f"{folder}: -o takes an output folder, and this is an existing file")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UsageError(f"{folder}: cannot create the output folder ({err.strerror or err})") from None
+
+
 def main(args) -> int:
     rank, world = _distributed_rank()
     try:
@@ -136,6 +146,8 @@ def main(args) -> int:
         if not args.allow_input_folder and any(job.destination.parent in input_dirs for job in jobs):
             raise UsageError(f"{args.output}: outputs would land in a folder holding input photos; choose another "
                              "output folder or pass --allow-input-folder")
+        if jobs:
+            _make_output_folder(args.output)
         device = resolve_device(args.device)
         if device.type == "cuda" and world > 1:
             device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", rank)) % torch.cuda.device_count())

@@ -119,6 +119,15 @@ def test_bad_command_lines_are_one_line_errors(tmp_path, weights, capsys):
     assert "missing.safetensors" in capsys.readouterr().err
 
 
+def test_an_output_that_is_a_file_fails_once_before_any_photo_is_enhanced(photos, weights, capsys):
+    taken = photos / "a.jpg"
+    before = taken.read_bytes()
+    assert run(photos, "-o", taken, "--weights", weights) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "-o takes an output folder" in err and "a.jpg" in err
+    assert taken.read_bytes() == before
+
+
 @pytest.mark.slow
 def test_torchrun_shards_the_files_between_two_processes(photos, weights, tmp_path):
     (photos / "broken.png").unlink()

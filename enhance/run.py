@@ -15,6 +15,7 @@ import glob
 import os
 import sys
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,9 +23,9 @@ import torch
 from tqdm import tqdm
 
 from .exposure import EXPOSURE_RANGE, check_stops
-from .imageio import (DEFAULT_MAX_PIXELS, ImageReadError, ImageWriteError, is_image_path, output_extension,
-                      read_image, write_image)
-from .inference import DEVICES, PRECISIONS, resolve_device
+from .imageio import (DEFAULT_MAX_PIXELS, ImageIOWarning, ImageReadError, ImageWriteError, is_image_path,
+                      output_extension, read_image, write_image)
+from .inference import DEVICES, PRECISIONS, resolve_device, resolve_precision
 from .models import DEFAULT_MODEL, list_models
 from .pipeline import enhance_photo
 from .weights import WeightsError, load_model
@@ -125,6 +126,12 @@ def _parse_exposure(stops: float) -> float:
         raise UsageError(str(err)) from None
 
 
+def _parse_jpeg_quality(quality: int) -> int:
+    if not 1 <= quality <= 100:
+        raise UsageError(f"--jpeg-quality {quality}: must be between 1 and 100")
+    return quality
+
+
 def _make_output_folder(folder: Path) -> None:
     """Create -o before any photo is enhanced, so that a bad -o fails once, not once per photo."""
     if folder.exists() and not folder.is_dir():
@@ -140,6 +147,7 @@ def main(args) -> int:
     try:
         tile = _parse_tile(args.tile)
         exposure = _parse_exposure(args.exposure)
+        jpeg_quality = _parse_jpeg_quality(args.jpeg_quality)
         inputs = collect_inputs(args.inputs, args.recursive)
         jobs, plan_errors = plan_jobs(inputs, args.output.resolve(), args.suffix, args.ext, args.recursive)
         input_dirs = {src.resolve().parent for src, _ in inputs}
@@ -153,6 +161,7 @@ def main(args) -> int:
             device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", rank)) % torch.cuda.device_count())
         if device.type == "cpu" and world > 1:
             torch.set_num_threads(max(1, (os.cpu_count() or 1) // world))  # share the cores between processes
+        resolve_precision(args.precision, device)  # e.g. fp16 on a CPU: one usage error, not one per photo
         model = load_model(args.weights or args.model, device=device)
     except (UsageError, WeightsError, ValueError) as err:
         print(f"enhance run: {err}", file=sys.stderr)
@@ -189,7 +198,11 @@ def main(args) -> int:
                 result = enhance_photo(model, photo, tile=tile, precision=args.precision, on_tile=on_tile,
                                        exposure=exposure)
             job.destination.parent.mkdir(parents=True, exist_ok=True)
-            write_image(job.destination, result, jpeg_quality=args.jpeg_quality, overwrite=args.overwrite)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", ImageIOWarning)
+                write_image(job.destination, result, jpeg_quality=jpeg_quality, overwrite=args.overwrite)
+            for warning in caught:  # e.g. alpha dropped by JPEG: one line, like the reading notes
+                tqdm.write(str(warning.message), file=sys.stderr)
         except (ImageReadError, ImageWriteError) as err:
             failed.append(str(err))
             continue

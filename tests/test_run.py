@@ -112,11 +112,26 @@ def test_alpha_and_16_bit_depth_survive(tmp_path, weights):
     assert read_image(out / "deep.png").pixels.dtype == np.uint16
 
 
+def test_alpha_dropped_by_jpeg_is_one_line_note(tmp_path, weights, capsys):
+    rgba = np.dstack([dark_rgb(24, 32), np.full((24, 32), 100, np.uint8)])
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "alpha.png")
+    out = tmp_path / "out"
+    assert run(tmp_path / "alpha.png", "-o", out, "--weights", weights, "--ext", "jpg") == 0
+    err = capsys.readouterr().err
+    assert "alpha.jpg: JPEG cannot store transparency" in err
+    assert "write_image(" not in err  # the note alone, not Python's warning with its source line
+    assert read_image(out / "alpha.jpg").alpha is None
+
+
 def test_bad_command_lines_are_one_line_errors(tmp_path, weights, capsys):
     assert run(tmp_path / "nothing-here", "-o", tmp_path / "out", "--weights", weights) == 2
     assert "no such file" in capsys.readouterr().err
     assert run(tmp_path, "-o", tmp_path / "out", "--weights", tmp_path / "missing.safetensors") == 2
     assert "missing.safetensors" in capsys.readouterr().err
+    assert run(tmp_path, "-o", tmp_path / "out", "--weights", weights, "--jpeg-quality", "200") == 2
+    assert "--jpeg-quality 200" in capsys.readouterr().err
+    assert run(tmp_path, "-o", tmp_path / "out", "--weights", weights, "--device", "cpu", "--precision", "fp16") == 2
+    assert "fp16 is for GPUs" in capsys.readouterr().err
 
 
 def test_an_output_that_is_a_file_fails_once_before_any_photo_is_enhanced(photos, weights, capsys):

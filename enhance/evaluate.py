@@ -417,10 +417,19 @@ def main(args) -> int:
         return _error("--gt-mean needs ground truth; it cannot be used with --no-reference")
     if args.save_dir is not None and args.data is not None and args.save_dir.resolve() == args.data.resolve():
         return _error(f"--save-dir {args.save_dir}: will not write into the --data folder itself")
+    if args.report is not None:  # checked before the run, not after it: a long evaluation is not lost
+        if args.report.is_dir():
+            return _error(f"--report {args.report}: is a folder; give a file name ending in .json or .csv")
+        try:
+            args.report.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            return _error(f"--report {args.report}: cannot create its folder ({err.strerror or err})")
     try:
         pairset = _find(args)
-    except (PairError, OSError) as err:  # OSError: an unreadable --list file
+    except PairError as err:
         return _error(str(err))
+    except OSError as err:  # an unreadable --list file, or a folder that cannot be listed
+        return _error(f"{err.filename}: {err.strerror}" if err.filename else str(err))
 
     print(f"dataset layout: {pairset.layout} ({len(pairset.pairs)} images)")
     problems = pairset.problems()

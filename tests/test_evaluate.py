@@ -196,6 +196,21 @@ def test_bad_folder_is_one_line_exit_2(tmp_path, capsys, content):
     assert len(err.splitlines()) == 1 and str(folder) in err and "Traceback" not in err
 
 
+def test_bad_list_and_report_paths_fail_before_any_image_is_evaluated(lol, tmp_path, capsys):
+    data, weights = lol
+    assert run("--data", data, "--weights", weights, "--list", tmp_path / "no-such-split.txt") == 2
+    captured = capsys.readouterr()
+    assert captured.err.count("\n") == 1 and "no-such-split.txt: No such file" in captured.err
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    (tmp_path / "folder.json").mkdir()
+    for report in (tmp_path / "folder.json", blocker / "r.json"):  # a folder; a folder that cannot be made
+        assert run("--data", data, "--weights", weights, "--report", report) == 2
+        captured = capsys.readouterr()
+        assert captured.err.count("\n") == 1 and "--report" in captured.err
+        assert "PSNR" not in captured.out  # refused before the evaluation, not after it
+
+
 def test_untrained_registry_model_exit_2(lol, capsys, monkeypatch):
     # Every registered model has weights now: register an untrained one for the test.
     monkeypatch.setitem(MODELS, "saga-l", dataclasses.replace(get_entry("saga-l"), weights=None, sha256=None))

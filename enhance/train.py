@@ -21,7 +21,7 @@ import signal
 import sys
 import time
 import tomllib
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Optional
 
@@ -30,9 +30,10 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
+from .attention import ATTENTION_TYPES
 from .imageio import ImageReadError, read_image
 from .metrics import psnr, psnr_gt_mean, quantize_8bit, ssim, ssim_gt_mean
-from .models import create_model
+from .models import create_model, list_models
 from .pairs import PairError, find_pairs, read_stem_list
 from .weights import REPO_ROOT, load_model, save_weights
 
@@ -72,12 +73,28 @@ class TrainConfig:
 
     @classmethod
     def from_file(cls, path: Path) -> "TrainConfig":
-        with open(path, "rb") as f:
-            values = tomllib.load(f)
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
+        try:
+            with open(path, "rb") as f:
+                values = tomllib.load(f)
+        except OSError as err:
+            raise SystemExit(f"{path}: cannot read the config ({err.strerror or err})") from None
+        except tomllib.TOMLDecodeError as err:
+            raise SystemExit(f"{path}: not valid TOML ({err})") from None
+        defaults = {f.name: f.default_factory() if f.default is MISSING else f.default for f in fields(cls)}
+        unknown = sorted(set(values) - set(defaults))
         if unknown:
             raise SystemExit(f"{path}: unknown config keys: {', '.join(unknown)}")
+        for key, value in values.items():
+            expected = type(defaults[key])
+            # TOML's 1 is an int where a float is meant; a bool is an int to Python but not here.
+            fits = (isinstance(value, (int, float)) if expected is float else isinstance(value, expected))
+            if not fits or (isinstance(value, bool) and expected is not bool):
+                raise SystemExit(f"{path}: {key} must be {expected.__name__}, got {value!r}")
+        if values.get("model", cls.model) not in list_models():
+            raise SystemExit(f"{path}: unknown model {values['model']!r}; choose from {', '.join(list_models())}")
+        if values.get("attention", cls.attention) not in ATTENTION_TYPES:
+            raise SystemExit(f"{path}: unknown attention {values['attention']!r}; "
+                             f"choose from {', '.join(ATTENTION_TYPES)}")
         if values.get("loss", "l1") not in LOSSES:
             raise SystemExit(f"{path}: unknown loss {values['loss']!r}; choose from {', '.join(LOSSES)}")
         for weight in ("ssim_weight", "exposure_weight"):
@@ -177,8 +194,8 @@ class TrainingData:
             except ImageReadError as err:
                 raise SystemExit(f"bad training data: {err}")
             if low.shape != high.shape:
-                raise SystemExit(f"bad training data: {pair.low.name} is {low.shape[1]}x{low.shape[0]} but "
-                                 f"{pair.high.name} is {high.shape[1]}x{high.shape[0]}")
+                raise SystemExit(f"bad training data: {pair.low} is {low.shape[1]}x{low.shape[0]} but "
+                                 f"{pair.high} is {high.shape[1]}x{high.shape[0]}")
             low, high = _as_uint8(low), _as_uint8(high)  # 16-bit pairs train in the same 8-bit range
             self.low.append(torch.from_numpy(low).permute(2, 0, 1).contiguous())
             self.high.append(torch.from_numpy(high).permute(2, 0, 1).contiguous())

@@ -131,6 +131,40 @@ def test_unknown_config_key_is_an_error(tmp_path):
         TrainConfig.from_file(bad)
 
 
+@pytest.mark.parametrize("text, message", [
+    ('model = "saga-s\n', "not valid TOML"),
+    ('steps = "ten"\n', "steps must be int, got 'ten'"),
+    ("steps = 10.5\n", "steps must be int, got 10.5"),
+    ("bf16 = 1\n", "bf16 must be bool, got 1"),
+    ('model = "saga-xl"\n', "unknown model 'saga-xl'"),
+    ('attention = "none"\n', "unknown attention 'none'"),
+])
+def test_malformed_config_is_a_one_line_error(tmp_path, text, message):
+    bad = tmp_path / "bad.toml"
+    bad.write_text(text)
+    with pytest.raises(SystemExit, match=message) as raised:
+        TrainConfig.from_file(bad)
+    assert str(bad) in str(raised.value) and "\n" not in str(raised.value)
+
+
+def test_every_committed_config_loads():
+    configs = sorted((ROOT / "configs").rglob("*.toml"))
+    assert len(configs) > 10
+    for config in configs:
+        TrainConfig.from_file(config)  # the type checks above must not reject a recipe that ran
+
+
+def test_missing_config_file_is_named(tmp_path):
+    with pytest.raises(SystemExit, match="nowhere.toml: cannot read the config"):
+        TrainConfig.from_file(tmp_path / "nowhere.toml")
+
+
+def test_an_int_is_accepted_where_a_float_is_meant(tmp_path):
+    config = tmp_path / "ok.toml"
+    config.write_text("lr = 1\n")
+    assert TrainConfig.from_file(config).lr == 1
+
+
 def test_unknown_loss_is_an_error(tmp_path):
     bad = tmp_path / "bad.toml"
     bad.write_text('model = "saga-s"\nloss = "l3"\n')

@@ -344,6 +344,19 @@ class StopRequested:
             signal.signal(sig, handler)
 
 
+RUN_FILES = ("checkpoint.pt", "log.jsonl", "best.safetensors")  # what a run writes into its folder
+
+
+def check_run_folder(out: Path, resume: bool) -> None:
+    """Refuse an --out that is a file, or one holding an earlier run that --resume was not asked to continue."""
+    if out.exists() and not out.is_dir():
+        raise SystemExit(f"{out}: --out takes a run folder, and this is a file")
+    held = [name for name in RUN_FILES if (out / name).exists()]
+    if held and not resume:
+        raise SystemExit(f"{out}: holds an earlier run ({', '.join(held)}); pass --resume to continue it, "
+                         "or choose another --out")
+
+
 def train(cfg: TrainConfig, data_dir: Path, out: Path, resume: bool = False, max_steps: Optional[int] = None,
           quiet: bool = False) -> Path:
     """Train, checkpointing into `out`; returns the path of the best EMA weights (rank 0).
@@ -351,6 +364,8 @@ def train(cfg: TrainConfig, data_dir: Path, out: Path, resume: bool = False, max
     max_steps stops early (still checkpointing) without changing the schedule, which is how the
     resume test runs N steps, stops, and continues.
     """
+    # Before the process group forms: no rank can have written into `out` yet.
+    check_run_folder(out, resume)
     distributed = "RANK" in os.environ and "WORLD_SIZE" in os.environ
     if distributed:
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
@@ -358,9 +373,11 @@ def train(cfg: TrainConfig, data_dir: Path, out: Path, resume: bool = False, max
     device = torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else "cpu")
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    out.mkdir(parents=True, exist_ok=True)
-
-    val_stems = read_stem_list(cfg.val_list)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        val_stems = read_stem_list(cfg.val_list)
+    except OSError as err:
+        raise SystemExit(f"{err.filename}: {err.strerror}") from None
     try:
         everything = find_pairs(data_dir)
     except PairError as err:
@@ -400,6 +417,8 @@ def train(cfg: TrainConfig, data_dir: Path, out: Path, resume: bool = False, max
         if rank == 0 and not quiet:
             print(f"resumed from {ckpt_path} at step {step}", file=sys.stderr)
     elif rank == 0:
+        if resume and not quiet:
+            print(f"no {ckpt_path} yet: starting at step 0", file=sys.stderr)
         log_path.write_text("")
         (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
 

@@ -110,6 +110,24 @@ def test_bad_data_is_named_before_training(dataset, tmp_path):
         train(config, empty, tmp_path / "run")
 
 
+def test_an_earlier_run_is_not_overwritten_without_resume(dataset, tmp_path, capsys):
+    data, config = dataset
+    run = tmp_path / "run"
+    assert train(config, data, run, "--max-steps", 2) == 0
+    log = (run / "log.jsonl").read_bytes()
+    with pytest.raises(SystemExit, match="holds an earlier run .*pass --resume"):
+        train(config, data, run)
+    assert (run / "log.jsonl").read_bytes() == log
+    not_a_folder = tmp_path / "file"
+    not_a_folder.write_text("mine")
+    with pytest.raises(SystemExit, match="--out takes a run folder"):
+        train(config, data, not_a_folder)
+    assert not_a_folder.read_text() == "mine"
+    capsys.readouterr()
+    assert train(config, data, tmp_path / "fresh", "--resume", "--max-steps", 1) == 0  # nothing to resume yet
+    assert "starting at step 0" in capsys.readouterr().err
+
+
 def test_learning_rate_warms_up_then_decays_to_min():
     cfg = TrainConfig(steps=100, warmup_steps=10, lr=1e-3, min_lr=1e-5)
     assert learning_rate(cfg, 0) == pytest.approx(1e-4)
@@ -401,7 +419,7 @@ def test_second_stage_starts_from_shipped_weights_and_its_card_counts_both(datas
     for key, value in shipped.items():
         assert torch.equal(started[key], value), key
 
-    assert train(stage2, data, tmp_path / "stage2") == 0
+    assert train(stage2, data, tmp_path / "stage2", "--resume") == 0
     assert ship([str(tmp_path / "stage2"), "--name", "tiny", "--hardware", "test CPU", "--out", str(weights)]) == 0
     second = json.loads((weights / "tiny.json").read_text())
     best1, best2 = (json.loads((tmp_path / run / "best.json").read_text())["step"] for run in ("stage1", "stage2"))

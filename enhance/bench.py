@@ -584,6 +584,8 @@ def main(args) -> int:
         sizes = [int(s) for s in _csv(args.sizes)]
     except ValueError:
         raise SystemExit(f"--sizes: expected comma-separated integers, got {args.sizes!r}")
+    if not sizes or min(sizes) <= 0:
+        raise SystemExit(f"--sizes {args.sizes}: each side must be a positive number of pixels")
     if args.device == "cuda" and not torch.cuda.is_available():
         raise SystemExit("--device cuda: PyTorch sees no CUDA GPU on this machine")
 

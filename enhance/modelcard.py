@@ -127,6 +127,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--last", action="store_true",
                         help="ship the end of the schedule (the final checkpoint's EMA) instead of the best validation step")
     args = parser.parse_args(argv)
+    needed = ["config.json", "log.jsonl"] + (["checkpoint.pt"] if args.last else ["best.json", "best.safetensors"])
+    missing = [name for name in needed if not (args.run / name).is_file()]
+    if missing:
+        raise SystemExit(f"{args.run}: not a finished training run folder (no {', '.join(missing)})")
     args.out.mkdir(parents=True, exist_ok=True)
     weights = args.out / f"{args.name}.safetensors"
     config = json.loads((args.run / "config.json").read_text())

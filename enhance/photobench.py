@@ -100,7 +100,12 @@ def run_one(photo: Path, out_dir: Path, extra: list[str]) -> tuple[float, float]
 
 
 def main(args) -> int:
-    sizes = [float(s) for s in args.photo.split(",") if s.strip()]
+    try:
+        sizes = [float(s) for s in args.photo.split(",") if s.strip()]
+    except ValueError:
+        raise SystemExit(f"--photo: expected comma-separated megapixels, got {args.photo!r}") from None
+    if not sizes or min(sizes) <= 0:
+        raise SystemExit(f"--photo {args.photo}: each size must be above 0 megapixels")
     extra = args.photo_args.split()
     tile = extra[extra.index("--tile") + 1] if "--tile" in extra else "auto"
     tile = int(tile) if tile.isdigit() else CPU_TILE

@@ -437,6 +437,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    if not 0 <= args.port <= 65535:
+        print(f"error: --port {args.port}: must be between 0 and 65535", file=sys.stderr)
+        return 2
     try:
         device = resolve_device(args.device)
     except ValueError as err:

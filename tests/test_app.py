@@ -263,6 +263,12 @@ def test_start_refuses_untrained_weights_unless_allowed(tmp_path, monkeypatch, c
     assert len(banners) == 1 and "Untrained model" in banners[0].value
 
 
+def test_a_port_out_of_range_is_a_one_line_error(capsys):
+    assert webapp.main(serve_args(port=99999)) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "--port 99999" in error
+
+
 def test_serve_subcommand_and_app_py_share_the_options():
     from enhance.cli import build_parser
 

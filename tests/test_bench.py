@@ -17,6 +17,16 @@ TINY_SPEC = dict(attention="saga", size=32, mode="infer", device="cpu", precisio
                  warmup=0, repeats=1, cell_seconds=1.0, threads=1, max_mem_gb=16)
 
 
+@pytest.mark.parametrize("argv, message", [
+    (["--sizes", "0"], "each side must be a positive"),
+    (["--photo", "0"], "each size must be above 0"),
+    (["--photo", "x"], "expected comma-separated megapixels"),
+])
+def test_bad_sizes_are_one_line_errors(argv, message):
+    with pytest.raises(SystemExit, match=message):
+        bench.main(build_parser("bench").parse_args(["bench", *argv]))
+
+
 def test_a_tiny_cell_runs_in_a_subprocess_and_returns_every_key():
     records = bench.run_benchmark(["saga"], [32], ["infer"], warmup=0, repeats=1, threads=1, timeout=120,
                                   progress=lambda line: None)

@@ -431,6 +431,14 @@ def test_second_stage_starts_from_shipped_weights_and_its_card_counts_both(datas
     assert second["stages"][1]["training_config"]["init_weights"].endswith("tiny.safetensors")
 
 
+def test_shipping_a_folder_that_is_not_a_finished_run_is_a_one_line_error(tmp_path):
+    from enhance.modelcard import main as ship
+
+    with pytest.raises(SystemExit, match="not a finished training run folder .*config.json"):
+        ship([str(tmp_path), "--name", "tiny", "--hardware", "test CPU", "--out", str(tmp_path / "w")])
+    assert not (tmp_path / "w").exists()
+
+
 def test_last_ships_the_end_of_the_schedule_with_its_own_validation(dataset, tmp_path):
     from enhance.modelcard import main as ship
     from enhance.weights import load_model

@@ -145,14 +145,15 @@ def _protocol(gt_mean: bool, tta: bool, precision: str, tile: int, no_reference:
 def evaluate(model, pairset: PairSet, *, gt_mean: bool = False, tta: bool = False,
              save_dir: Path | str | None = None, precision: str = "fp32", tile: int = 0,
              progress: bool = True, model_name: str | None = None,
-             weights_sha256: str | None = None) -> dict:
+             weights_sha256: str | None = None, overwrite: bool = False) -> dict:
     """Run `model` over every pair of `pairset` and return the report dict.
 
     Pairs whose ground truth is None (from `find_unpaired`) give no-reference statistics
     instead of PSNR/SSIM. Pairs that cannot be scored (unreadable file, low and ground truth
     of different sizes) are not silently dropped: they are listed in report["skipped"], and
     the means are over report["n_images"] images. `save_dir` receives each output as the exact
-    8-bit PNG that was scored, `<stem>.png` (overwriting earlier runs' files).
+    8-bit PNG that was scored, `<stem>.png`; files already there are refused up front unless
+    `overwrite` (e.g. an earlier run's outputs).
     """
     device = next(model.parameters()).device
     resolve_precision(precision, device)  # fail on a bad precision before any work is done
@@ -164,6 +165,11 @@ def evaluate(model, pairset: PairSet, *, gt_mean: bool = False, tta: bool = Fals
         input_folders |= {p.high.parent.resolve() for p in pairset.pairs if p.high is not None}
         if save_dir.resolve() in input_folders:
             raise ValueError(f"--save-dir {save_dir}: that folder holds input images; choose another")
+        taken = [f"{p.stem}.png" for p in pairset.pairs if (save_dir / f"{p.stem}.png").exists()]
+        if taken and not overwrite:
+            raise ValueError(f"--save-dir {save_dir}: already holds {', '.join(taken[:3])}"
+                             f"{f' and {len(taken) - 3} more' if len(taken) > 3 else ''}; "
+                             "pass --overwrite to replace them, or choose another folder")
         save_dir.mkdir(parents=True, exist_ok=True)
 
     options = {"tile": tile, "precision": precision}
@@ -202,7 +208,7 @@ def evaluate(model, pairset: PairSet, *, gt_mean: bool = False, tta: bool = Fals
         if save_dir is not None:
             photo = Photo(pixels=out8, alpha=None, grayscale=False, bit_depth=8, format="PNG",
                           icc_profile=None, exif=None)
-            write_image(save_dir / f"{pair.stem}.png", photo, overwrite=True)
+            write_image(save_dir / f"{pair.stem}.png", photo, overwrite=overwrite)
 
         if no_reference:
             record = {"name": pair.stem}
@@ -308,6 +314,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--tta", action="store_true", help="8-way flip/rotate self-ensemble (labelled TTA x8)")
     parser.add_argument("--save-dir", type=Path, metavar="DIR",
                         help="write each output as the exact 8-bit PNG that was scored, <stem>.png")
+    parser.add_argument("--overwrite", action="store_true", help="let --save-dir replace files of the same names")
     parser.add_argument("--report", type=Path, metavar="FILE", help="write a .json report or a .csv of per-image rows")
     parser.add_argument("--device", default="auto", choices=DEVICES, help="default: auto")
     parser.add_argument("--precision", default="fp32", choices=PRECISIONS,
@@ -450,7 +457,7 @@ def main(args) -> int:
     try:
         report = evaluate(model, pairset, gt_mean=args.gt_mean, tta=args.tta, save_dir=args.save_dir,
                           precision=args.precision, tile=args.tile, progress=not args.no_progress,
-                          model_name=name, weights_sha256=sha)
+                          model_name=name, weights_sha256=sha, overwrite=args.overwrite)
     except (ValueError, ImageWriteError) as err:
         return _error(str(err))
 

@@ -14,6 +14,7 @@ from torch import nn
 
 from enhance import cli
 from enhance.evaluate import evaluate, tta_enhance, to_8bit
+from enhance.imageio import read_image
 from enhance.metrics import psnr
 from enhance.models import MODELS, create_model, get_entry
 from enhance.pairs import find_pairs, read_stem_list
@@ -236,6 +237,19 @@ def test_save_dir_refuses_input_folders(lol, capsys):
     # Outputs named <stem>.png would replace the low-light inputs themselves.
     assert run("--data", data, "--weights", weights, "--save-dir", data / "low") == 2
     assert "holds input images" in capsys.readouterr().err
+
+
+def test_save_dir_files_are_replaced_only_with_overwrite(lol, tmp_path, capsys):
+    data, weights = lol
+    out_dir = tmp_path / "outputs"
+    out_dir.mkdir()
+    (out_dir / "2.png").write_bytes(b"the user's own file")
+    assert run("--data", data, "--weights", weights, "--save-dir", out_dir) == 2
+    captured = capsys.readouterr()
+    assert captured.err.count("\n") == 1 and "already holds 2.png" in captured.err and "--overwrite" in captured.err
+    assert (out_dir / "2.png").read_bytes() == b"the user's own file" and not (out_dir / "1.png").exists()
+    assert run("--data", data, "--weights", weights, "--save-dir", out_dir, "--overwrite") == 0
+    assert read_image(out_dir / "2.png").pixels.shape == (48, 64, 3)
 
 
 def test_no_reference_mode_is_labelled(lol, tmp_path, capsys):

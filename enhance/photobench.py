@@ -26,7 +26,7 @@ from .imageio import read_image
 from .inference import CPU_TILE, to_tensor
 from .metrics import psnr
 from .tiling import run_tiled
-from .weights import REPO_ROOT, UntrainedModelError, load_model, save_weights
+from .weights import UntrainedModelError, load_model, save_weights
 
 
 def add_arguments(parser) -> None:
@@ -88,7 +88,7 @@ def compare_tiled_with_whole(extra: list[str], megapixels: float = 2.0) -> str:
 
 def run_one(photo: Path, out_dir: Path, extra: list[str]) -> tuple[float, float]:
     """(wall seconds, peak RSS in MB) of `enhance run` on one photo, measured by /usr/bin/time -v."""
-    command = ["/usr/bin/time", "-v", sys.executable, str(REPO_ROOT / "cli.py"), "run", str(photo), "-o", str(out_dir),
+    command = ["/usr/bin/time", "-v", sys.executable, "-m", "enhance", "run", str(photo), "-o", str(out_dir),
                "--overwrite", *extra]
     result = subprocess.run(command, capture_output=True, text=True)
     if result.returncode != 0:

@@ -155,3 +155,11 @@ def test_torchrun_shards_the_files_between_two_processes(photos, weights, tmp_pa
     assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*.*")) == ["a.jpg", "b.png", "sub/c.png"]
     # Each rank did its own share: 3 files split 2 + 1.
     assert "[rank 0/2] done 2" in result.stdout and "[rank 1/2] done 1" in result.stdout
+
+
+def test_python_dash_m_enhance_is_the_same_command(photos, weights, tmp_path):
+    out = tmp_path / "out"
+    result = subprocess.run([sys.executable, "-m", "enhance", "run", photos / "b.png", "-o", out, "--weights", weights],
+                            capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert (out / "b.png").is_file()

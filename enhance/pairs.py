@@ -91,14 +91,14 @@ class PairSet:
     missing_high: list[Path]  # low images with no partner
     missing_low: list[Path]  # high images with no partner
     missing_stems: list[str]  # stems asked for via `stems` that did not give a pair
-    size_mismatches: list[str] = field(default_factory=list)  # from check_sizes()
+    size_mismatches: list[str] = field(default_factory=list)  # from check_sizes(): mismatched or unreadable
 
     def problems(self) -> list[str]:
         """One printable line per problem found; empty when every image has a partner."""
         lines = [f"no ground truth for {p}" for p in self.missing_high]
         lines += [f"no low-light image for {p}" for p in self.missing_low]
         lines += [f"requested stem not found as a pair: {s}" for s in self.missing_stems]
-        lines += [f"size mismatch: {s}" for s in self.size_mismatches]
+        lines += self.size_mismatches  # each line already names its stem and its problem
         return lines
 
 
@@ -185,7 +185,7 @@ def check_sizes(
             continue
         if low_size != high_size:
             lines.append(
-                f"{pair.stem}: low {low_size[0]}x{low_size[1]} ({pair.low}) vs "
+                f"{pair.stem}: size mismatch: low {low_size[0]}x{low_size[1]} ({pair.low}) vs "
                 f"high {high_size[0]}x{high_size[1]} ({pair.high})"
             )
     return lines

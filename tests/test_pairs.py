@@ -202,6 +202,7 @@ def test_check_sizes_reports_unreadable_file(tmp_path):
     Image.new("RGB", (4, 4)).save(good)
     lines = check_sizes([ImagePair("1", bad, good)])
     assert len(lines) == 1 and "cannot read" in lines[0]
+    assert "size mismatch" not in lines[0]  # an unreadable file is not called a mismatch
 
 
 def test_duplicate_stem_in_one_folder_raises(tmp_path):

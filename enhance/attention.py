@@ -41,6 +41,23 @@ def feature_map(x: torch.Tensor) -> torch.Tensor:
     return F.relu(x)
 
 
+def memory_layout(t: torch.Tensor) -> torch.memory_format:
+    """channels_last if t is stored that way, else the contiguous (NCHW) format."""
+    return torch.channels_last if t.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format
+
+
+def dense_chunks(x: torch.Tensor, chunks: int) -> list[torch.Tensor]:
+    """x split into `chunks` along channels, each copied to dense memory in x's layout.
+
+    In channels_last a channel slice is a strided view, and element-wise ops on strided views
+    take PyTorch's slow, unvectorised path: on this project's CPU a bf16 sigmoid took 3.3 ms on
+    the view against 0.3 ms on a dense copy, and GELU 7.7 against 0.4. The copy costs less than
+    it saves; in the contiguous layout the chunks are dense already and nothing is copied.
+    """
+    layout = memory_layout(x)
+    return [part.contiguous(memory_format=layout) for part in x.chunk(chunks, dim=1)]
+
+
 @dataclass
 class GlobalState:
     """The summed key-value state of one attention layer, in fp32.
@@ -88,7 +105,7 @@ class SAGAttention(nn.Module):
 
     def project(self, x: torch.Tensor):
         """Per-pixel q, gated k (a ⊙ k), gated v (b ⊙ v), and v for the local branch."""
-        parts = self.to_qkv(x).chunk(5 if self.gated else 3, dim=1)
+        parts = dense_chunks(self.to_qkv(x), 5 if self.gated else 3)
         q, k, v = feature_map(parts[0]), feature_map(parts[1]), parts[2]
         if self.gated:
             k_gated, v_gated = k * torch.sigmoid(parts[3]), v * torch.sigmoid(parts[4])

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .attention import ATTENTION_TYPES, SAGAttention, make_attention
+from .attention import ATTENTION_TYPES, SAGAttention, dense_chunks, make_attention
 
 
 @dataclass(frozen=True)
@@ -69,7 +69,7 @@ class GatedFeedForward(nn.Module):
         self.shrink = nn.Conv2d(hidden, dim, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        gate, value = self.dw(self.expand(x)).chunk(2, dim=1)
+        gate, value = dense_chunks(self.dw(self.expand(x)), 2)
         return self.shrink(F.gelu(gate) * value)
 
 

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from enhance.attention import ATTENTION_TYPES, GlobalState, SAGAttention, make_attention
+from enhance.attention import ATTENTION_TYPES, GlobalState, SAGAttention, dense_chunks, make_attention
 
 
 def reference_saga(layer: SAGAttention, x: torch.Tensor) -> torch.Tensor:
@@ -129,3 +129,11 @@ def test_global_state_addition_keeps_count():
     a = GlobalState(torch.ones(1, 1, 2, 2), torch.ones(1, 1, 2), 3)
     b = GlobalState(torch.ones(1, 1, 2, 2), torch.ones(1, 1, 2), 5)
     assert (a + b).count == 8 and float((a + b).S.sum()) == 8.0
+
+
+def test_dense_chunks_are_the_chunks_stored_densely_in_the_input_layout():
+    x = torch.randn(2, 10, 6, 7)
+    for layout in (torch.contiguous_format, torch.channels_last):
+        parts = dense_chunks(x.contiguous(memory_format=layout), 5)
+        assert all(torch.equal(p, c) for p, c in zip(parts, x.chunk(5, dim=1)))
+        assert all(p.is_contiguous(memory_format=layout) for p in parts)

@@ -77,6 +77,13 @@ def test_disk_map_round_trips_windows_in_bf16_and_fp32():
         assert torch.equal(disk.read(3, 10, 4, 17), full[..., 3:10, 4:17])
 
 
+def test_disk_map_refuses_to_flush_a_band_not_filled_edge_to_edge():
+    disk = DiskMap((1, 2, 4, 10), torch.float32)
+    disk.write(0, 0, torch.ones(1, 2, 4, 6))
+    with pytest.raises(RuntimeError, match="6 of 10 columns"):
+        disk.flush()
+
+
 def test_feature_maps_spilled_to_disk_give_bit_identical_results():
     torch.manual_seed(0)
     model = create_model("saga-s").eval()

@@ -20,9 +20,9 @@ DEVICES = ("auto", "cpu", "cuda", "mps")
 # estimate, used where tiles are sized from free memory (GPUs).
 BYTES_PER_PIXEL_PER_CHANNEL = 64
 # On the CPU the tile is fixed: in `enhance run` of a 12-MP photo (saga-s, bf16, 2-core EPYC),
-# alternated, twice each, 256-px tiles took 28.3 and 37.0 s (about 1.0 GB); 384 px 34.1 and
-# 37.4 s (1.2 GB); 512 px 34.9 and 38.4 s (1.4 GB). Small tiles keep each op's working set in
-# cache; below 256 the halo's share grows.
+# alternated, twice each, 256-px tiles took 28.3 and 37.0 s (peak RSS under 1000 MB); 384 px
+# 34.1 and 37.4 s (under 1200 MB); 512 px 34.9 and 38.4 s (under 1450 MB). Small tiles keep
+# each op's working set in cache; below 256 the halo's share grows.
 CPU_TILE = 256
 MIN_TILE = 128
 # Whole-photo feature maps (enhance/tiling.py) beyond this many bytes go to temporary files on

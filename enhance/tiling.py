@@ -106,7 +106,7 @@ class _SharedStates:
 
 
 def _raw_bytes(t: torch.Tensor) -> memoryview:
-    """A byte view of a contiguous tensor, for os.preadv/pwrite (bf16 has no NumPy dtype)."""
+    """A byte view of a contiguous tensor, for os.preadv/pwritev (bf16 has no NumPy dtype)."""
     return memoryview(t.view(torch.uint8).numpy()).cast("B")
 
 
@@ -116,13 +116,12 @@ def _raw_bytes(t: torch.Tensor) -> memoryview:
 IO_CHUNK = 256 * 1024
 
 
-def _transfer(call, fd: int, data: memoryview, offset: int) -> None:
-    """os.preadv or os.pwrite of all of `data` at `offset`, in IO_CHUNK pieces."""
+def _transfer(call: Callable[[int, list, int], int], fd: int, data: memoryview, offset: int) -> None:
+    """os.preadv or os.pwritev of all of `data` at `offset`, in IO_CHUNK pieces."""
     while data:
-        piece = data[:IO_CHUNK]
-        done = call(fd, [piece], offset) if call is os.preadv else call(fd, piece, offset)
+        done = call(fd, [data[:IO_CHUNK]], offset)
         if done <= 0:
-            raise OSError(f"temporary feature-map file: {'read' if call is os.preadv else 'write'} stopped short")
+            raise OSError(f"temporary feature-map file: {call.__name__} stopped short")
         data, offset = data[done:], offset + done
 
 
@@ -178,7 +177,7 @@ class DiskMap:
         top, rows, filled = self._writing
         if filled != self.shape[3]:
             raise RuntimeError(f"feature-map band at row {top} has {filled} of {self.shape[3]} columns")
-        _transfer(os.pwrite, self._file.fileno(), _raw_bytes(rows), top * self._row)
+        _transfer(os.pwritev, self._file.fileno(), _raw_bytes(rows), top * self._row)
         self._writing = None
 
     def release(self) -> None:

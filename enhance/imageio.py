@@ -18,8 +18,9 @@ JPEG      8-bit gray/RGB/CMYK      8-bit gray/RGB, ICC + EXIF, quality (default 
 WebP      8-bit, alpha, animated   8-bit RGB(A) (no grayscale in WebP), ICC + EXIF,
                                    lossy quality (default 90) or lossless.
 TIFF      8/16-bit, gray, RGB(A),  8/16-bit, gray, RGB(A), deflate-compressed, ICC.
-          CMYK, multi-page         EXIF is written for 8-bit only (tifffile, which writes
-                                   the 16-bit files, has no EXIF writer).
+          CMYK, multi-page; 32-bit EXIF is written for 8-bit only (tifffile, which writes
+          and floating-point are   the 16-bit files, has no EXIF writer).
+          refused, by name
 BMP       8-bit                    8-bit gray/RGB, no metadata; alpha dropped like JPEG.
 HEIC/HEIF 8-bit (via pillow-heif;  not written: output_extension("same") gives .png
           10/12-bit is reduced)
@@ -326,12 +327,17 @@ def _read_16bit_tiff(path: Path, max_pixels: int) -> Photo | None:
             page = tif.pages[0]
         except Exception:
             return None  # no readable first page: same, Pillow reports it
+        floating = page.sampleformat == tifffile.SAMPLEFORMAT.IEEEFP
+        if floating or page.bitspersample > 16 or (page.bitspersample == 16
+                                                   and page.sampleformat != tifffile.SAMPLEFORMAT.UINT):
+            # Pillow cannot read these either, and would call an RGB one corrupt.
+            kind = "floating-point" if floating else "integer"
+            raise ImageReadError(path, f"unsupported pixel format ({page.bitspersample}-bit {kind} TIFF); "
+                                       "save it as an 8- or 16-bit integer TIFF or PNG")
         if page.bitspersample != 16:
             return None
         if page.imagewidth * page.imagelength > max_pixels:
             raise ImageReadError(path, _too_large(page.imagewidth, page.imagelength, max_pixels))
-        if page.sampleformat != tifffile.SAMPLEFORMAT.UINT:
-            raise ImageReadError(path, "unsupported pixel format (16-bit floating point TIFF)")
         photometric = page.photometric
         if photometric not in (tifffile.PHOTOMETRIC.MINISBLACK, tifffile.PHOTOMETRIC.MINISWHITE,
                                tifffile.PHOTOMETRIC.RGB):

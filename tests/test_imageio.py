@@ -706,6 +706,21 @@ def test_animated_image_first_frame_with_note(tmp_path, name, options):
         assert getattr(written, "n_frames", 1) == 1
 
 
+@pytest.mark.parametrize("dtype, channels, expected", [
+    (np.float32, 3, "32-bit floating-point TIFF"),  # Pillow alone called this one corrupt
+    (np.float32, 1, "32-bit floating-point TIFF"),
+    (np.float16, 3, "16-bit floating-point TIFF"),
+    (np.uint32, 3, "32-bit integer TIFF"),
+])
+def test_tiffs_beyond_16_bit_integers_are_refused_by_name(tmp_path, dtype, channels, expected):
+    path = tmp_path / "linear.tif"
+    shape = (6, 8, 3) if channels == 3 else (6, 8)
+    tifffile.imwrite(path, np.zeros(shape, dtype), photometric="rgb" if channels == 3 else "minisblack")
+    with pytest.raises(ImageReadError, match=expected) as err:
+        read_image(path)
+    assert str(err.value).startswith(str(path))
+
+
 def test_multipage_tiff_first_page_with_note(tmp_path):
     src = tmp_path / "pages.tif"
     first, *rest = _frames()

@@ -317,7 +317,8 @@ def _decode_16bit_png(path: Path):
 
 def _read_16bit_tiff(path: Path, max_pixels: int) -> Photo | None:
     """Read a 16-bit TIFF with tifffile (Pillow reduces 16-bit RGB to 8 bits).
-    Returns None for other TIFFs, which Pillow reads well."""
+    Raises ImageReadError for 32-bit and floating-point TIFFs, which neither reads here;
+    returns None for other TIFFs, which Pillow reads well."""
     try:
         tif = tifffile.TiffFile(path)
     except Exception:
@@ -328,8 +329,8 @@ def _read_16bit_tiff(path: Path, max_pixels: int) -> Photo | None:
         except Exception:
             return None  # no readable first page: same, Pillow reports it
         floating = page.sampleformat == tifffile.SAMPLEFORMAT.IEEEFP
-        if floating or page.bitspersample > 16 or (page.bitspersample == 16
-                                                   and page.sampleformat != tifffile.SAMPLEFORMAT.UINT):
+        signed_16 = page.bitspersample == 16 and page.sampleformat != tifffile.SAMPLEFORMAT.UINT
+        if floating or signed_16 or page.bitspersample > 16:
             # Pillow cannot read these either, and would call an RGB one corrupt.
             kind = "floating-point" if floating else "integer"
             raise ImageReadError(path, f"unsupported pixel format ({page.bitspersample}-bit {kind} TIFF); "

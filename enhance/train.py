@@ -344,6 +344,22 @@ class StopRequested:
             signal.signal(sig, handler)
 
 
+def drop_log_rows_after(log_path: Path, step: int) -> None:
+    """Remove the rows of steps that a resume will train again.
+
+    A run killed without a last checkpoint (power cut, SIGKILL) has logged steps past its checkpoint;
+    kept, they would appear twice in the log and the curves once the resumed run reaches them.
+    """
+    if not log_path.exists():
+        return
+    lines = log_path.read_text().splitlines(keepends=True)
+    kept = [line for line in lines if json.loads(line)["step"] <= step]
+    if len(kept) < len(lines):
+        temporary = log_path.with_name(log_path.name + ".tmp")
+        temporary.write_text("".join(kept))
+        temporary.replace(log_path)
+
+
 RUN_FILES = ("checkpoint.pt", "log.jsonl", "best.safetensors")  # what a run writes into its folder
 
 
@@ -414,8 +430,10 @@ def train(cfg: TrainConfig, data_dir: Path, out: Path, resume: bool = False, max
         step, best_psnr, wall_seconds = ckpt["step"], ckpt["best_psnr"], ckpt["wall_seconds"]
         checkpointed_step = step
         set_rng_state(ckpt["rng"][rank] if isinstance(ckpt["rng"], list) else ckpt["rng"], gen)
-        if rank == 0 and not quiet:
-            print(f"resumed from {ckpt_path} at step {step}", file=sys.stderr)
+        if rank == 0:
+            drop_log_rows_after(log_path, step)
+            if not quiet:
+                print(f"resumed from {ckpt_path} at step {step}", file=sys.stderr)
     elif rank == 0:
         if resume and not quiet:
             print(f"no {ckpt_path} yet: starting at step 0", file=sys.stderr)

@@ -80,6 +80,20 @@ def test_resume_gives_identical_weights(dataset, tmp_path):
         assert torch.equal(straight[key], resumed[key]), key
 
 
+def test_resume_drops_log_rows_past_the_checkpoint(dataset, tmp_path):
+    """A run killed after its checkpoint logged steps that the resumed run trains again: log them once."""
+    data, config = dataset
+    out = tmp_path / "run"
+    assert train(config, data, out, "--max-steps", 3) == 0
+    with open(out / "log.jsonl", "a") as log:  # what a SIGKILL at step 4 leaves behind
+        log.write(json.dumps({"kind": "train", "step": 4, "loss": 9.0, "lr": 0.0, "steps_per_s": 1.0,
+                              "wall_seconds": 1.0}) + "\n")
+    assert train(config, data, out, "--resume") == 0
+    rows = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows if r["kind"] == "train"] == [1, 2, 3, 4, 5, 6]
+    assert all(r.get("loss") != 9.0 for r in rows)
+
+
 def test_run_folder_has_log_curves_and_best_weights(dataset, tmp_path):
     data, config = dataset
     out = tmp_path / "run"

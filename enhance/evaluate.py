@@ -52,7 +52,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 from tqdm import tqdm
 
-from .imageio import ImageReadError, ImageWriteError, Photo, read_image, write_image
+from .imageio import ImageReadError, ImageWriteError, Photo, convert_pixels, read_image, write_image
 from .inference import DEVICES, PRECISIONS, enhance_tensor, resolve_device, resolve_precision, to_tensor
 from .metrics import (
     colourfulness,
@@ -108,10 +108,9 @@ def count_flops(model) -> int:
 
 
 def to_8bit(pixels: np.ndarray) -> np.ndarray:
-    """Ground truth as 8 bits: uint8 unchanged, uint16 rounded (v * 255 / 65535)."""
-    if pixels.dtype == np.uint16:
-        return quantize_8bit(pixels / 65535.0)
-    return pixels
+    """Ground truth as 8 bits: uint8 unchanged, uint16 and float rounded to the nearest 8-bit level
+    (v * 255 / 65535, v * 255)."""
+    return convert_pixels(pixels, np.uint8)
 
 
 def _sync(device: torch.device) -> None:
@@ -213,7 +212,7 @@ def evaluate(model, pairset: PairSet, *, gt_mean: bool = False, tta: bool = Fals
         if no_reference:
             record = {"name": pair.stem}
             for prefix, image in (("input", low), ("output", out8)):
-                image01 = image / (65535.0 if image.dtype == np.uint16 else 255.0)
+                image01 = convert_pixels(image, np.float32)
                 record[f"{prefix}_brightness"] = mean_brightness(image01)
                 record[f"{prefix}_contrast"] = rms_contrast(image01)
                 record[f"{prefix}_colourfulness"] = colourfulness(image01)

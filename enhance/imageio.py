@@ -1,6 +1,6 @@
 """Reading and writing photos for saga-enhance.
 
-`read_image` turns a file into a `Photo`: RGB pixels (uint8 or uint16) with the
+`read_image` turns a file into a `Photo`: RGB pixels (uint8, uint16 or float32) with the
 EXIF orientation already applied, plus what is needed to write the result back
 faithfully (alpha, grayscale flag, bit depth, ICC profile, EXIF).
 `write_image` writes a `Photo` atomically, choosing the format from the suffix.
@@ -17,9 +17,10 @@ JPEG      8-bit gray/RGB/CMYK      8-bit gray/RGB, ICC + EXIF, quality (default 
                                    Alpha is dropped, with a warning if it was not opaque.
 WebP      8-bit, alpha, animated   8-bit RGB(A) (no grayscale in WebP), ICC + EXIF,
                                    lossy quality (default 90) or lossless.
-TIFF      8/16-bit, gray, RGB(A),  8/16-bit, gray, RGB(A), deflate-compressed, ICC.
-          CMYK, multi-page; 32-bit EXIF is written for 8-bit only (tifffile, which writes
-          and floating-point are   the 16-bit files, has no EXIF writer).
+TIFF      8/16-bit, 16/32/64-bit   8/16-bit and 32-bit float, gray, RGB(A), deflate-
+          float, gray, RGB(A),     compressed, ICC. EXIF is written for 8-bit only
+          CMYK, multi-page;        (tifffile, which writes the 16-bit and float files,
+          32-bit integer is        has no EXIF writer).
           refused, by name
 BMP       8-bit                    8-bit gray/RGB, no metadata; alpha dropped like JPEG.
 HEIC/HEIF 8-bit (via pillow-heif;  not written: output_extension("same") gives .png
@@ -33,6 +34,10 @@ Decisions
 ---------
 * 16-bit PNG is decoded with OpenCV and 16-bit TIFF with tifffile, because Pillow
   silently reduces 16-bit RGB to 8 bits. Metadata still comes from Pillow / the TIFF tags.
+* Floating-point TIFFs are read as float32 and taken to be display-referred like every other
+  file (gamma-encoded, 0 black, 1 white), which is what raw converters export. Values outside
+  0..1 (a scene-linear HDR file) are clipped, with a note. Written back as float32 to TIFF,
+  as 16 bits to PNG and as 8 bits elsewhere.
 * Animated or multi-page images (GIF, APNG, animated WebP/AVIF, multi-page TIFF, HEIF
   bursts): the first frame is read and `Photo.notes` says how many frames were dropped.
   Written files are always single images.
@@ -85,6 +90,7 @@ DEFAULT_MAX_PIXELS = 200_000_000
 _WRITE_FORMAT = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP",
                  ".tif": "TIFF", ".tiff": "TIFF", ".bmp": "BMP"}
 _HOLDS_16BIT = {"PNG", "TIFF"}
+_HOLDS_FLOAT = {"TIFF"}
 _HOLDS_ALPHA = {"PNG", "WEBP", "TIFF"}
 _HOLDS_GRAY = {"PNG", "JPEG", "TIFF", "BMP"}
 _HOLDS_METADATA = {"PNG", "JPEG", "WEBP", "TIFF"}
@@ -130,10 +136,10 @@ class ImageIOWarning(UserWarning):
 
 @dataclass
 class Photo:
-    pixels: np.ndarray          # H x W x 3, uint8 or uint16, RGB, EXIF orientation already applied
+    pixels: np.ndarray          # H x W x 3 RGB, uint8, uint16 or float32 in 0..1; EXIF orientation applied
     alpha: np.ndarray | None    # H x W, same dtype as pixels, or None
     grayscale: bool             # source was single-channel: write back as grayscale
-    bit_depth: int              # 8 or 16
+    bit_depth: int              # 8, 16, or 32 for floating point
     format: str                 # source format name, e.g. "PNG", "JPEG", "HEIF"
     icc_profile: bytes | None
     exif: bytes | None          # with orientation reset to 1 (it was applied to pixels)
@@ -178,7 +184,7 @@ def read_image(path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Photo:
     path = Path(path)
     head = _read_head(path)
     if head.startswith(_TIFF_SIGNATURES):
-        photo = _read_16bit_tiff(path, max_pixels)
+        photo = _read_deep_tiff(path, max_pixels)
         if photo is not None:
             return photo
     return _read_with_pillow(path, head, max_pixels)
@@ -315,10 +321,10 @@ def _decode_16bit_png(path: Path):
     return color, alpha
 
 
-def _read_16bit_tiff(path: Path, max_pixels: int) -> Photo | None:
-    """Read a 16-bit TIFF with tifffile (Pillow reduces 16-bit RGB to 8 bits).
-    Raises ImageReadError for 32-bit and floating-point TIFFs, which neither reads here;
-    returns None for other TIFFs, which Pillow reads well."""
+def _read_deep_tiff(path: Path, max_pixels: int) -> Photo | None:
+    """Read a 16-bit or floating-point TIFF with tifffile (Pillow reduces 16-bit RGB to 8 bits
+    and cannot read floating-point RGB). Raises ImageReadError for 32-bit integer and signed
+    16-bit TIFFs, which neither reads here; returns None for other TIFFs, which Pillow reads well."""
     try:
         tif = tifffile.TiffFile(path)
     except Exception:
@@ -329,25 +335,25 @@ def _read_16bit_tiff(path: Path, max_pixels: int) -> Photo | None:
         except Exception:
             return None  # no readable first page: same, Pillow reports it
         floating = page.sampleformat == tifffile.SAMPLEFORMAT.IEEEFP
-        signed_16 = page.bitspersample == 16 and page.sampleformat != tifffile.SAMPLEFORMAT.UINT
-        if floating or signed_16 or page.bitspersample > 16:
+        unsigned_16 = page.bitspersample == 16 and page.sampleformat == tifffile.SAMPLEFORMAT.UINT
+        if not floating and page.bitspersample >= 16 and not unsigned_16:
             # Pillow cannot read these either, and would call an RGB one corrupt.
-            kind = "floating-point" if floating else "integer"
-            raise ImageReadError(path, f"unsupported pixel format ({page.bitspersample}-bit {kind} TIFF); "
-                                       "save it as an 8- or 16-bit integer TIFF or PNG")
-        if page.bitspersample != 16:
+            raise ImageReadError(path, f"unsupported pixel format ({page.bitspersample}-bit integer TIFF); "
+                                       "save it as an 8- or 16-bit integer or a floating-point TIFF, or a PNG")
+        if not (floating or unsigned_16):
             return None
+        kind = f"{page.bitspersample}-bit {'floating-point' if floating else 'integer'} TIFF"
         if page.imagewidth * page.imagelength > max_pixels:
             raise ImageReadError(path, _too_large(page.imagewidth, page.imagelength, max_pixels))
         photometric = page.photometric
         if photometric not in (tifffile.PHOTOMETRIC.MINISBLACK, tifffile.PHOTOMETRIC.MINISWHITE,
                                tifffile.PHOTOMETRIC.RGB):
-            raise ImageReadError(path, f"unsupported 16-bit TIFF colour type ({photometric.name})")
+            raise ImageReadError(path, f"unsupported {kind} colour type ({photometric.name})")
         notes = []
         if len(tif.pages) > 1:
             notes.append(f"{len(tif.pages)} frames/pages: only the first was read, the others were dropped")
         try:
-            data = _decode_tiff_page(path, page)
+            data = _decode_tiff_page(path, page, kind)
         except ImageReadError:
             raise
         except Exception as err:
@@ -356,8 +362,10 @@ def _read_16bit_tiff(path: Path, max_pixels: int) -> Photo | None:
         samples = page.samplesperpixel
         extra_is_alpha = bool(page.extrasamples) and page.extrasamples[0] in (1, 2)  # (un)associated alpha
 
+    if floating:
+        data = _float_pixels_in_range(data, notes)
     if photometric == tifffile.PHOTOMETRIC.MINISWHITE:
-        data = 65535 - data
+        data = (1 if floating else 65535) - data
     gray = photometric != tifffile.PHOTOMETRIC.RGB
     if data.ndim == 2:
         color, alpha = data, None
@@ -377,28 +385,48 @@ def _read_16bit_tiff(path: Path, max_pixels: int) -> Photo | None:
     return _make_photo(color, alpha, gray, "TIFF", bytes(icc) if icc else None, exif, orientation, notes)
 
 
-def _decode_tiff_page(path: Path, page):
-    """Pixels of one 16-bit TIFF page as H x W or H x W x samples.
+def _decode_tiff_page(path: Path, page, kind: str):
+    """Pixels of one 16-bit or floating-point TIFF page as H x W or H x W x samples, native byte order.
 
     tifffile handles every layout but, without the optional imagecodecs package, only
-    some compressions (none, deflate, packbits, ...). OpenCV's libtiff handles every
-    compression (LZW is common) but misreads planar and gray+alpha files. So: tifffile
-    when it can, OpenCV for the simple layouts it reads right, otherwise a clear error.
+    some compressions (none, deflate, packbits, ...) and not the floating-point predictor.
+    OpenCV's libtiff handles those (LZW is common) but misreads planar and gray+alpha files and
+    reads no 16-bit floats. So: tifffile when it can, OpenCV for what it reads right, otherwise a
+    clear error.
     """
-    if page.compression in tifffile.TIFF.DECOMPRESSORS:
+    floating_predictor = page.predictor == tifffile.PREDICTOR.FLOATINGPOINT
+    if page.compression in tifffile.TIFF.DECOMPRESSORS and not floating_predictor:
         data = page.asarray()
         if page.planarconfig == tifffile.PLANARCONFIG.SEPARATE and data.ndim == 3:
             data = np.moveaxis(data, 0, -1)  # samples, H, W -> H, W, samples
-        return np.asarray(data, dtype=np.uint16)  # native byte order
-    if page.planarconfig == tifffile.PLANARCONFIG.CONTIG and page.samplesperpixel in (1, 3, 4):
+        return np.asarray(data, dtype=data.dtype.newbyteorder("="))
+    opencv_reads = (page.planarconfig == tifffile.PLANARCONFIG.CONTIG and page.samplesperpixel in (1, 3, 4)
+                    and page.dtype in (np.uint16, np.float32))
+    if opencv_reads:
         data = cv2.imdecode(np.fromfile(path, np.uint8), cv2.IMREAD_UNCHANGED)
-        if data is None:
+        if data is None or data.dtype != page.dtype:
             raise ImageReadError(path, "truncated or corrupt image data")
         if data.ndim == 3:  # BGR(A) -> RGB(A)
             data = np.concatenate([data[..., 2::-1], data[..., 3:]], axis=2)
         return data
-    raise ImageReadError(path, f"16-bit TIFF with {page.compression.name} compression in this layout "
-                               "needs the 'imagecodecs' package")
+    coding = page.compression.name + (" compression and the floating-point predictor" if floating_predictor
+                                      else " compression")
+    raise ImageReadError(path, f"{kind} with {coding} in this layout needs the 'imagecodecs' package")
+
+
+def _float_pixels_in_range(data: np.ndarray, notes: list[str]) -> np.ndarray:
+    """Floating-point samples as float32 in 0..1. Out-of-range values (a scene-linear HDR file,
+    or negative values from a colour conversion) are clipped, and a note says how many."""
+    data = data.astype(np.float32)
+    not_finite = ~np.isfinite(data)
+    outside = not_finite | (data < 0) | (data > 1)
+    if outside.any():
+        share = outside.mean() * 100
+        notes.append(f"{share:.2g}% of the floating-point values were outside 0..1"
+                     f"{' (or not numbers)' if not_finite.any() else ''} and were clipped to 0..1")
+        np.nan_to_num(data, copy=False, nan=0.0, posinf=1.0, neginf=0.0)
+        np.clip(data, 0.0, 1.0, out=data)
+    return data
 
 
 def _make_photo(color, alpha, gray, source_format, icc, exif, orientation, notes) -> Photo:
@@ -412,7 +440,7 @@ def _make_photo(color, alpha, gray, source_format, icc, exif, orientation, notes
         pixels=np.ascontiguousarray(color),
         alpha=None if alpha is None else np.ascontiguousarray(alpha),
         grayscale=gray,
-        bit_depth=16 if color.dtype == np.uint16 else 8,
+        bit_depth={np.dtype(np.uint16): 16, np.dtype(np.float32): 32}.get(color.dtype, 8),
         format=source_format,
         icc_profile=icc,
         exif=exif,
@@ -501,8 +529,8 @@ def write_image(path, photo: Photo, *, jpeg_quality: int = 95, webp_quality: int
                 webp_lossless: bool = False, overwrite: bool = False) -> Path:
     """Write `photo` to `path`; the suffix picks the format. Returns the path written.
 
-    The file keeps the photo's bit depth where the format can (PNG/TIFF hold 16 bits,
-    JPEG/WebP/BMP get 8), its grayscale-ness, alpha, ICC profile and EXIF (see the table
+    The file keeps the photo's bit depth where the format can (TIFF holds floats, PNG/TIFF
+    16 bits, JPEG/WebP/BMP get 8; a float photo goes to PNG as 16 bits), its grayscale-ness, alpha, ICC profile and EXIF (see the table
     in the module docstring). The write is atomic: a hidden temporary file in the same
     folder is renamed onto `path` only when complete, so a crash never leaves half a file.
     Raises ImageWriteError if `path` exists and `overwrite` is False, or on any failure.
@@ -528,8 +556,8 @@ def write_image(path, photo: Photo, *, jpeg_quality: int = 95, webp_quality: int
         with file:
             if pixels.dtype == np.uint16 and fmt == "PNG":
                 file.write(_encode_16bit_png(pixels, alpha, icc, exif))
-            elif pixels.dtype == np.uint16:
-                _write_16bit_tiff(file, pixels, alpha, icc)
+            elif pixels.dtype in (np.uint16, np.float32):
+                _write_deep_tiff(file, pixels, alpha, icc)
             else:
                 _save_with_pillow(file, fmt, pixels, alpha, icc, exif,
                                   jpeg_quality=jpeg_quality, webp_quality=webp_quality,
@@ -550,7 +578,12 @@ def _prepare_for_format(path: Path, photo: Photo, fmt: str):
     pixels = np.asarray(photo.pixels)
     if pixels.ndim != 3 or pixels.shape[2] != 3:
         raise ImageWriteError(path, f"pixels must be H x W x 3 (RGB), got shape {pixels.shape}")
-    dtype = np.uint16 if photo.bit_depth == 16 and fmt in _HOLDS_16BIT else np.uint8
+    if photo.bit_depth == 32 and fmt in _HOLDS_FLOAT:
+        dtype = np.float32
+    elif photo.bit_depth >= 16 and fmt in _HOLDS_16BIT:
+        dtype = np.uint16
+    else:
+        dtype = np.uint8
     pixels = _to_dtype(path, pixels, dtype)
 
     alpha = photo.alpha
@@ -559,7 +592,7 @@ def _prepare_for_format(path: Path, photo: Photo, fmt: str):
         if alpha.shape != pixels.shape[:2]:
             raise ImageWriteError(path, f"alpha is {alpha.shape}, pixels are {pixels.shape[:2]}")
         if fmt not in _HOLDS_ALPHA:
-            if (alpha < np.iinfo(dtype).max).any():  # only warn when transparency is really lost
+            if (alpha < _white(dtype)).any():  # only warn when transparency is really lost
                 warnings.warn(f"{path}: {fmt} cannot store transparency; the alpha channel was dropped",
                               ImageIOWarning, stacklevel=3)
             alpha = None
@@ -576,22 +609,52 @@ def _prepare_for_format(path: Path, photo: Photo, fmt: str):
 
 
 def _to_dtype(path, array: np.ndarray, dtype) -> np.ndarray:
-    """Convert between uint8 and uint16 (65535 <-> 255), or from floats in 0..1."""
+    try:
+        return convert_pixels(array, dtype)
+    except ValueError as err:
+        raise ImageWriteError(path, str(err)) from None
+
+
+def convert_pixels(array: np.ndarray, dtype) -> np.ndarray:
+    """Pixels as uint8, uint16 or float32, white mapping to white: 255 <-> 65535 <-> 1.0.
+
+    Integers are rounded to the nearest level; floats are clipped to 0..1 first.
+
+    >>> convert_pixels(np.array([0, 128, 255], np.uint8), np.uint16).tolist()
+    [0, 32896, 65535]
+    >>> convert_pixels(np.array([0.0, 0.5, 1.2]), np.uint8).tolist()
+    [0, 128, 255]
+    """
+    dtype = np.dtype(dtype)
+    if dtype not in (np.uint8, np.uint16, np.float32):
+        raise ValueError(f"pixels can be converted to uint8, uint16 or float32, not {dtype}")
     if array.dtype == dtype:
         return array
-    top = np.iinfo(dtype).max
     if array.dtype == np.uint16 and dtype == np.uint8:
         return ((array.astype(np.uint32) + 128) // 257).astype(np.uint8)  # round(v / 257)
     if array.dtype == np.uint8 and dtype == np.uint16:
         return array.astype(np.uint16) * 257
+    if array.dtype in (np.uint8, np.uint16):
+        return array.astype(np.float32) / np.float32(_white(array.dtype))
     if np.issubdtype(array.dtype, np.floating):
-        return np.rint(np.clip(array, 0.0, 1.0) * top).astype(dtype)
-    raise ImageWriteError(path, f"pixels must be uint8, uint16 or float in 0..1, got {array.dtype}")
+        clipped = np.clip(array, 0.0, 1.0)
+        if dtype == np.float32:
+            return clipped.astype(np.float32)
+        return np.rint(clipped * _white(dtype)).astype(dtype)
+    raise ValueError(f"pixels must be uint8, uint16 or float in 0..1, got {array.dtype}")
+
+
+def _white(dtype) -> float:
+    """The value of white: 255, 65535 or 1.0."""
+    dtype = np.dtype(dtype)
+    return np.iinfo(dtype).max if dtype.kind == "u" else 1.0
 
 
 def _luma(rgb: np.ndarray) -> np.ndarray:
     """Grayscale by BT.601 weights (as Pillow's convert("L")); equal channels come back unchanged."""
     weights = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    if rgb.dtype == np.float32:
+        return np.clip(rgb @ weights, 0.0, 1.0)
     gray = np.rint(rgb @ weights)
     return np.clip(gray, 0, np.iinfo(rgb.dtype).max).astype(rgb.dtype)
 
@@ -664,15 +727,16 @@ def _png_chunk(kind: bytes, data: bytes) -> bytes:
     return len(data).to_bytes(4, "big") + kind + data + crc.to_bytes(4, "big")
 
 
-def _write_16bit_tiff(file, pixels, alpha, icc) -> None:
-    """16-bit TIFF via tifffile (Pillow cannot write 16-bit RGB). Deflate with the
-    horizontal predictor compresses photos well and needs no extra codec package."""
+def _write_deep_tiff(file, pixels, alpha, icc) -> None:
+    """16-bit or float32 TIFF via tifffile (Pillow can write neither in RGB). Deflate with the
+    horizontal predictor compresses 16-bit photos well and needs no extra codec package; floats
+    get deflate alone, since their (floating-point) predictor would need imagecodecs to write."""
     data = pixels if alpha is None else np.dstack([pixels, alpha])
     tifffile.imwrite(
         file, data,
         photometric="minisblack" if pixels.ndim == 2 else "rgb",
         extrasamples=["unassalpha"] if alpha is not None else None,
-        compression="zlib", predictor=True,
+        compression="zlib", predictor=pixels.dtype == np.uint16,
         iccprofile=icc,
         metadata=None,  # no tifffile JSON description tag
     )

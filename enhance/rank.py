@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from .attention import GlobalState, SAGAttention
-from .imageio import is_image_path, read_image
+from .imageio import convert_pixels, is_image_path, read_image
 from .models import create_model
 from .pairs import natural_key, read_stem_list
 
@@ -97,9 +97,8 @@ def find_images(pattern: str, stems_file: Optional[Path] = None) -> list[Path]:
 
 def load_image(path: Path) -> torch.Tensor:
     """(1, 3, H, W) float32 in [0, 1]."""
-    pixels = read_image(path).pixels
-    scale = 65535.0 if pixels.dtype == np.uint16 else 255.0
-    return torch.from_numpy(pixels.astype(np.float32) / scale).permute(2, 0, 1).unsqueeze(0)
+    pixels = convert_pixels(read_image(path).pixels, np.float32)
+    return torch.from_numpy(pixels).permute(2, 0, 1).unsqueeze(0)
 
 
 def _model_for(kind: str, weights: Optional[Path], model_name: str):

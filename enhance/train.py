@@ -31,7 +31,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 
 from .attention import ATTENTION_TYPES
-from .imageio import ImageReadError, read_image
+from .imageio import ImageReadError, convert_pixels, read_image
 from .metrics import psnr, psnr_gt_mean, quantize_8bit, ssim, ssim_gt_mean
 from .models import create_model, list_models
 from .pairs import PairError, find_pairs, read_stem_list
@@ -177,12 +177,6 @@ def training_loss(cfg: TrainConfig, output: torch.Tensor, target: torch.Tensor) 
     return loss
 
 
-def _as_uint8(pixels: np.ndarray) -> np.ndarray:
-    if pixels.dtype == np.uint8:
-        return pixels
-    return np.round(pixels.astype(np.float32) * (255 / 65535)).astype(np.uint8)
-
-
 class TrainingData:
     """All training pairs decoded once into uint8 tensors (310 LOL pairs are ~450 MB)."""
 
@@ -196,7 +190,8 @@ class TrainingData:
             if low.shape != high.shape:
                 raise SystemExit(f"bad training data: {pair.low} is {low.shape[1]}x{low.shape[0]} but "
                                  f"{pair.high} is {high.shape[1]}x{high.shape[0]}")
-            low, high = _as_uint8(low), _as_uint8(high)  # 16-bit pairs train in the same 8-bit range
+            # 16-bit and float pairs train in the same 8-bit range
+            low, high = convert_pixels(low, np.uint8), convert_pixels(high, np.uint8)
             self.low.append(torch.from_numpy(low).permute(2, 0, 1).contiguous())
             self.high.append(torch.from_numpy(high).permute(2, 0, 1).contiguous())
             self.stems.append(pair.stem)

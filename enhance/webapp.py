@@ -14,7 +14,7 @@ controls, each with a default, so a client may give the photo alone:
 Decisions
 ---------
 * The photo is received as a file path (gr.File), not as gr.Image pixels: gr.Image re-encodes
-  uploads to 8 bits, so 16-bit depth would be lost. The file is read with `read_image`, which
+  uploads to 8 bits, so 16-bit and float depth would be lost. The file is read with `read_image`, which
   also keeps alpha, ICC and EXIF and applies the EXIF orientation.
 * The download is written with `write_image` in the input's format and bit depth
   (`output_extension(path, "same")`; HEIC/AVIF become PNG). The before/after slider shows PNG
@@ -54,8 +54,8 @@ import numpy as np
 import torch
 
 from .exposure import EXPOSURE_RANGE, check_stops, linear_to_srgb
-from .imageio import (SUPPORTED_EXTENSIONS, ImageReadError, ImageWriteError, Photo, output_extension, read_image,
-                      write_image)
+from .imageio import (SUPPORTED_EXTENSIONS, ImageReadError, ImageWriteError, Photo, convert_pixels, output_extension,
+                      read_image, write_image)
 from .inference import DEVICES, MIN_TILE, resolve_device
 from .models import DEFAULT_MODEL, list_models
 from .pipeline import enhance_photo
@@ -232,7 +232,7 @@ def parse_tile(tile) -> int | str:
 def blend(original: Photo, enhanced: Photo, strength: float) -> Photo:
     """The enhanced photo mixed with the original: strength 1 is the network's own output
     (returned untouched), 0 the original. cv2.addWeighted rounds and saturates in uint8 and
-    uint16 alike without a full-size float copy."""
+    uint16 alike without a full-size float copy; float32 photos in 0..1 stay in 0..1."""
     if strength >= 1.0:
         return enhanced
     mixed = cv2.addWeighted(enhanced.pixels, strength, original.pixels, 1.0 - strength, 0.0)
@@ -242,8 +242,7 @@ def blend(original: Photo, enhanced: Photo, strength: float) -> Photo:
 def preview(photo: Photo) -> np.ndarray:
     """An 8-bit RGB(A) copy at most PREVIEW_SIDE px long, for the browser."""
     pixels = photo.pixels if photo.alpha is None else np.dstack([photo.pixels, photo.alpha])
-    if pixels.dtype == np.uint16:
-        pixels = ((pixels.astype(np.uint32) + 128) // 257).astype(np.uint8)
+    pixels = convert_pixels(pixels, np.uint8)
     height, width = pixels.shape[:2]
     scale = PREVIEW_SIDE / max(height, width)
     if scale < 1:
@@ -256,10 +255,11 @@ def describe(photo: Photo, out_name: str, model_name: str, tile, strength: float
              elapsed: float, untrained: bool) -> str:
     """The Markdown shown under the result."""
     height, width = photo.pixels.shape[:2]
-    kind = f"{photo.bit_depth}-bit {photo.format}" + (" with alpha" if photo.alpha is not None else "")
+    depth = f"{photo.bit_depth}-bit" + (" float" if photo.bit_depth == 32 else "")
+    kind = f"{depth} {photo.format}" + (" with alpha" if photo.alpha is not None else "")
     lines = [f"**{photo.megapixels:.2f} MP** ({width} × {height}, {kind}) enhanced in **{elapsed:.1f} s** "
              f"with `{model_name}` · tile {tile} · strength {strength:.2f} · exposure {exposure:+.2f} stops",
-             f"Download: `{out_name}` (full resolution, {photo.bit_depth}-bit)"]
+             f"Download: `{out_name}` (full resolution, {depth})"]
     if untrained:
         lines.append(f"⚠️ `{model_name}` has no trained weights: this result comes from random weights.")
     lines += [f"Note: {note}" for note in photo.notes]

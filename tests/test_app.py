@@ -30,6 +30,7 @@ from types import SimpleNamespace
 import gradio as gr
 import httpx
 import numpy as np
+import tifffile
 import pytest
 import torch
 
@@ -175,6 +176,20 @@ def test_16bit_png_gives_a_16bit_png_download(tmp_path):
     expected = np.sqrt(pixels / 65535.0) * 65535  # what the sqrt stand-in computes, within float32 rounding
     assert np.abs(result.pixels - expected).max() <= 2
     assert before.dtype == np.uint8 and "16-bit PNG" in info
+
+
+def test_float_tiff_gives_a_float_tiff_download(tmp_path):
+    handler = make_handler(square_root_net(), tmp_path)
+    pixels = dark_pixels(32, 48).astype(np.float32) / 255
+    source = tmp_path / "export.tif"
+    tifffile.imwrite(source, pixels, photometric="rgb")
+
+    (before, _), download, info = handler(str(source))
+
+    result = tifffile.imread(download)
+    assert Path(download).suffix == ".tif" and result.dtype == np.float32
+    np.testing.assert_allclose(result, np.sqrt(pixels), atol=1e-6)  # the sqrt stand-in, unrounded
+    assert before.dtype == np.uint8 and "32-bit float TIFF" in info
 
 
 def test_rgba_alpha_is_kept(tmp_path):

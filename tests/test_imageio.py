@@ -1,5 +1,6 @@
 """Tests for enhance.imageio. Every image is made here, in tmp_path."""
 
+import doctest
 import struct
 import warnings
 import zlib
@@ -706,19 +707,80 @@ def test_animated_image_first_frame_with_note(tmp_path, name, options):
         assert getattr(written, "n_frames", 1) == 1
 
 
-@pytest.mark.parametrize("dtype, channels, expected", [
-    (np.float32, 3, "32-bit floating-point TIFF"),  # Pillow alone called this one corrupt
-    (np.float32, 1, "32-bit floating-point TIFF"),
-    (np.float16, 3, "16-bit floating-point TIFF"),
-    (np.uint32, 3, "32-bit integer TIFF"),
-])
-def test_tiffs_beyond_16_bit_integers_are_refused_by_name(tmp_path, dtype, channels, expected):
-    path = tmp_path / "linear.tif"
-    shape = (6, 8, 3) if channels == 3 else (6, 8)
-    tifffile.imwrite(path, np.zeros(shape, dtype), photometric="rgb" if channels == 3 else "minisblack")
-    with pytest.raises(ImageReadError, match=expected) as err:
+@pytest.mark.parametrize("dtype, signed", [(np.uint32, False), (np.int16, True)])
+def test_tiffs_of_wide_or_signed_integers_are_refused_by_name(tmp_path, dtype, signed):
+    path = tmp_path / "counts.tif"
+    tifffile.imwrite(path, np.zeros((6, 8, 3), dtype), photometric="rgb")
+    bits = np.dtype(dtype).itemsize * 8
+    with pytest.raises(ImageReadError, match=f"{bits}-bit integer TIFF") as err:
         read_image(path)
     assert str(err.value).startswith(str(path))
+
+
+# --- floating-point TIFF ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+def test_float_tiff_is_read_as_float32_and_written_back_as_float32(tmp_path, dtype):
+    rng = np.random.default_rng(5)
+    pixels = rng.random((6, 8, 3)).astype(dtype)
+    src = tmp_path / "export.tif"
+    tifffile.imwrite(src, pixels, photometric="rgb")
+    photo = read_image(src)
+    assert photo.pixels.dtype == np.float32 and photo.bit_depth == 32 and not photo.notes
+    np.testing.assert_array_equal(photo.pixels, pixels.astype(np.float32))
+    out = write_image(tmp_path / "out.tif", photo)
+    written = tifffile.imread(out)
+    assert written.dtype == np.float32
+    np.testing.assert_array_equal(written, pixels.astype(np.float32))
+
+
+def test_float_tiff_gray_alpha_and_min_is_white(tmp_path):
+    rng = np.random.default_rng(6)
+    gray_alpha = rng.random((6, 8, 2)).astype(np.float32)
+    src = tmp_path / "ga.tif"
+    tifffile.imwrite(src, gray_alpha, photometric="minisblack", extrasamples=["unassalpha"])
+    photo = read_image(src)
+    assert photo.grayscale and photo.bit_depth == 32
+    np.testing.assert_array_equal(photo.pixels[..., 1], gray_alpha[..., 0])
+    np.testing.assert_array_equal(photo.alpha, gray_alpha[..., 1])
+    written = tifffile.imread(write_image(tmp_path / "ga-out.tif", photo))
+    np.testing.assert_allclose(written, gray_alpha, atol=1e-6)  # luma of three equal channels
+
+    inverted = tmp_path / "miniswhite.tif"
+    tifffile.imwrite(inverted, gray_alpha[..., 0], photometric="miniswhite")
+    np.testing.assert_allclose(read_image(inverted).pixels[..., 0], 1 - gray_alpha[..., 0], atol=1e-7)
+
+
+def test_float_tiff_out_of_range_values_are_clipped_with_a_note(tmp_path):
+    pixels = np.full((4, 5, 3), 0.25, np.float32)
+    pixels[0, 0] = [2.0, -0.5, np.nan]  # HDR highlight, negative, not a number: 3 of 60 values
+    src = tmp_path / "hdr.tif"
+    tifffile.imwrite(src, pixels, photometric="rgb")
+    photo = read_image(src)
+    assert photo.pixels[0, 0].tolist() == [1.0, 0.0, 0.0]
+    assert (photo.pixels[1:] == 0.25).all()
+    assert photo.notes == ["5% of the floating-point values were outside 0..1 (or not numbers) and were clipped to 0..1"]
+
+
+def test_float_tiff_with_the_floating_point_predictor_is_read_through_opencv(tmp_path):
+    """Deflate or LZW with predictor 3 is common in float exports; tifffile needs imagecodecs for it."""
+    pixels = np.random.default_rng(7).random((6, 8, 3)).astype(np.float32)
+    src = tmp_path / "predicted.tif"
+    assert cv2.imwrite(str(src), pixels[..., ::-1], [cv2.IMWRITE_TIFF_COMPRESSION, 5,
+                                                     cv2.IMWRITE_TIFF_PREDICTOR, 3])
+    assert tifffile.TiffFile(src).pages[0].predictor == 3
+    np.testing.assert_array_equal(read_image(src).pixels, pixels)
+
+
+def test_float_photo_goes_to_png_as_16_bits_and_to_jpeg_as_8(tmp_path):
+    pixels = np.linspace(0, 1, 6 * 8 * 3, dtype=np.float32).reshape(6, 8, 3)
+    photo = Photo(pixels, None, False, 32, "TIFF", None, None)
+    png = cv2.imread(str(write_image(tmp_path / "out.png", photo)), cv2.IMREAD_UNCHANGED)[..., ::-1]
+    assert png.dtype == np.uint16
+    np.testing.assert_array_equal(png, np.rint(pixels * 65535).astype(np.uint16))
+    with Image.open(write_image(tmp_path / "out.jpg", photo)) as jpeg:
+        assert jpeg.mode == "RGB"
 
 
 def test_multipage_tiff_first_page_with_note(tmp_path):
@@ -743,3 +805,8 @@ def test_png_exif_after_pixel_data(tmp_path):
     src = tmp_path / "late_exif.png"
     src.write_bytes(data[:-12] + png_chunk(b"eXIf", exif) + data[-12:])  # just before IEND
     np.testing.assert_array_equal(read_image(src).pixels, np.rot90(rgb8(), -1))
+
+
+def test_doctests_pass():
+    result = doctest.testmod(imageio)
+    assert result.attempted > 0 and result.failed == 0

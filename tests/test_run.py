@@ -11,8 +11,9 @@ from PIL import Image
 
 from enhance.cli import main
 from enhance.imageio import read_image
+from enhance.inference import enhance_image
 from enhance.models import create_model
-from enhance.weights import save_weights
+from enhance.weights import load_model, save_weights
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -110,6 +111,22 @@ def test_alpha_and_16_bit_depth_survive(tmp_path, weights):
     alpha_out = read_image(out / "alpha.png")
     assert np.array_equal(alpha_out.alpha, rgba[..., 3])
     assert read_image(out / "deep.png").pixels.dtype == np.uint16
+
+
+def test_float_tiff_comes_back_as_float_tiff_with_its_notes(tmp_path, weights, capsys):
+    import tifffile
+
+    dark = dark_rgb(24, 32).astype(np.float32) / 255
+    dark[0, 0, 0] = 1.5  # one value above white: clipped, and the note says so
+    tifffile.imwrite(tmp_path / "export.tif", dark, photometric="rgb")
+    out = tmp_path / "out"
+    assert run(tmp_path / "export.tif", "-o", out, "--weights", weights, "--ext", "same") == 0
+    assert "export.tif: 0.043% of the floating-point values were outside 0..1" in capsys.readouterr().err
+    enhanced = tifffile.imread(out / "export.tif")
+    assert enhanced.dtype == np.float32
+    # The file holds the network's float output itself, not a copy rounded through 8 or 16 bits.
+    expected = enhance_image(load_model(weights), np.clip(dark, 0, 1), tile=0)
+    np.testing.assert_allclose(enhanced, expected, atol=1e-6)
 
 
 def test_alpha_dropped_by_jpeg_is_one_line_note(tmp_path, weights, capsys):

@@ -17,8 +17,8 @@ JPEG      8-bit gray/RGB/CMYK      8-bit gray/RGB, ICC + EXIF, quality (default 
                                    Alpha is dropped, with a warning if it was not opaque.
 WebP      8-bit, alpha, animated   8-bit RGB(A) (no grayscale in WebP), ICC + EXIF,
                                    lossy quality (default 90) or lossless.
-TIFF      8/16-bit, 16/32/64-bit   8/16-bit and 32-bit float, gray, RGB(A), deflate-
-          float, gray, RGB(A),     compressed, ICC. EXIF is written for 8-bit only
+TIFF      8/16-bit, 16/32/64-bit   8/16-bit (deflate) and 32-bit float (uncompressed),
+          float, gray, RGB(A),     gray, RGB(A), ICC. EXIF is written for 8-bit only
           CMYK, multi-page;        (tifffile, which writes the 16-bit and float files,
           32-bit integer is        has no EXIF writer).
           refused, by name
@@ -417,11 +417,11 @@ def _decode_tiff_page(path: Path, page, kind: str):
 def _float_pixels_in_range(data: np.ndarray, notes: list[str]) -> np.ndarray:
     """Floating-point samples as float32 in 0..1. Out-of-range values (a scene-linear HDR file,
     or negative values from a colour conversion) are clipped, and a note says how many."""
-    data = data.astype(np.float32)
-    not_finite = ~np.isfinite(data)
-    outside = not_finite | (data < 0) | (data > 1)
-    if outside.any():
-        share = outside.mean() * 100
+    data = data.astype(np.float32, copy=False)
+    low, high = data.min(), data.max()  # NaN if any value is NaN, which fails the test below
+    if not (low >= 0 and high <= 1):
+        not_finite = ~np.isfinite(data)
+        share = (not_finite | (data < 0) | (data > 1)).mean() * 100
         notes.append(f"{share:.2g}% of the floating-point values were outside 0..1"
                      f"{' (or not numbers)' if not_finite.any() else ''} and were clipped to 0..1")
         np.nan_to_num(data, copy=False, nan=0.0, posinf=1.0, neginf=0.0)
@@ -729,14 +729,16 @@ def _png_chunk(kind: bytes, data: bytes) -> bytes:
 
 def _write_deep_tiff(file, pixels, alpha, icc) -> None:
     """16-bit or float32 TIFF via tifffile (Pillow can write neither in RGB). Deflate with the
-    horizontal predictor compresses 16-bit photos well and needs no extra codec package; floats
-    get deflate alone, since their (floating-point) predictor would need imagecodecs to write."""
+    horizontal predictor compresses 16-bit photos well and needs no extra codec package. Floats
+    are written uncompressed: their predictor would need imagecodecs, and deflate alone saved
+    14% on an enhanced 12-MP photo while taking 5.4 s, against 0.2 s uncompressed."""
     data = pixels if alpha is None else np.dstack([pixels, alpha])
+    deep_integers = pixels.dtype == np.uint16
     tifffile.imwrite(
         file, data,
         photometric="minisblack" if pixels.ndim == 2 else "rgb",
         extrasamples=["unassalpha"] if alpha is not None else None,
-        compression="zlib", predictor=pixels.dtype == np.uint16,
+        compression="zlib" if deep_integers else None, predictor=deep_integers,
         iccprofile=icc,
         metadata=None,  # no tifffile JSON description tag
     )

@@ -119,9 +119,13 @@ def to_tensor(image: np.ndarray) -> torch.Tensor:
         scaled = image.astype(np.float32)
         scaled /= 65535
     elif np.issubdtype(image.dtype, np.floating):
-        if image.size and (np.nanmin(image) < 0 or np.nanmax(image) > 1):
+        scaled = image.astype(np.float32)
+        low, high = (scaled.min(), scaled.max()) if scaled.size else (0.0, 0.0)
+        if np.isnan(low) or np.isnan(high):  # min/max are NaN when any value is: the slow path
+            np.nan_to_num(scaled, copy=False)
+            low, high = scaled.min(), scaled.max()
+        if low < 0 or high > 1:
             raise ValueError("float images must hold values in [0, 1]")
-        scaled = np.nan_to_num(image.astype(np.float32))
     else:
         raise ValueError(f"unsupported image dtype {image.dtype}; use uint8, uint16 or float in [0, 1]")
     # H x W x 3 memory is already the channels_last layout that the CPU's convolutions prefer: a

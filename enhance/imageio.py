@@ -23,8 +23,9 @@ TIFF      8/16-bit, 16/32/64-bit   8/16-bit (deflate) and 32-bit float (uncompre
           32-bit integer is        has no EXIF writer).
           refused, by name
 BMP       8-bit                    8-bit gray/RGB, no metadata; alpha dropped like JPEG.
-HEIC/HEIF 8-bit (via pillow-heif;  not written: output_extension("same") gives .png
-          10/12-bit is reduced)
+HEIC/HEIF 8/10/12-bit (via          not written: output_extension("same") gives .png
+          pillow-heif; 10/12-bit   (16-bit for 10/12-bit sources)
+          as 16-bit)
 AVIF      8-bit (Pillow >= 11.3    not written: output_extension("same") gives .png
           or pillow-avif-plugin)
 GIF       first frame (read only)  not written
@@ -236,7 +237,8 @@ def _read_with_pillow(path: Path, head: bytes, max_pixels: int) -> Photo:
             if frames > 1:
                 notes.append(f"{frames} frames/pages: only the first was read, the others were dropped")
             png16 = source_format == "PNG" and head[24] == 16  # IHDR bit depth
-            if not png16:
+            deep_heif = source_format == "HEIF" and image.info.get("bit_depth", 8) > 8
+            if not (png16 or deep_heif):
                 image.load()  # before reading metadata: a PNG may keep its EXIF after the pixels
             icc = image.info.get("icc_profile") or None
             # While the file is open: TIFF EXIF is read lazily from the file.
@@ -249,6 +251,9 @@ def _read_with_pillow(path: Path, head: bytes, max_pixels: int) -> Photo:
                 gray = head[25] in (0, 4)
                 if gray and color.ndim == 3:
                     color = color[..., 0]
+            elif deep_heif:
+                color, alpha = _decode_deep_heif(path, image.info["bit_depth"])
+                gray = color.ndim == 2
             else:
                 color, alpha, gray, icc = _pillow_to_arrays(path, image, icc, notes)
         except ImageReadError:
@@ -319,6 +324,21 @@ def _decode_16bit_png(path: Path):
     color = data[..., 2::-1]
     alpha = data[..., 3] if data.shape[2] == 4 else None
     return color, alpha
+
+
+def _decode_deep_heif(path: Path, bits: int):
+    """(color, alpha) of a 10- or 12-bit HEIF's primary image as uint16, white at 65535.
+
+    Pillow's HEIF plugin hands out 8 bits; pillow-heif's own reader keeps them all, left-aligned
+    in 16 bits (white 65472 for 10 bits), so they are rescaled to the full 16-bit range.
+    """
+    heif = pillow_heif.open_heif(path, convert_hdr_to_8bit=False)
+    data = np.asarray(heif[heif.primary_index]) >> (16 - bits)
+    top = (1 << bits) - 1
+    data = ((data.astype(np.uint32) * 65535 + top // 2) // top).astype(np.uint16)
+    if data.ndim == 2:
+        return data, None
+    return data[..., :3], (data[..., 3] if data.shape[2] == 4 else None)
 
 
 def _read_deep_tiff(path: Path, max_pixels: int) -> Photo | None:

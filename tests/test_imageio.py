@@ -447,6 +447,25 @@ def test_heic_read(tmp_path):
     assert read_image(out).pixels.shape == (H, W, 3)
 
 
+def test_10_bit_heic_is_read_as_16_bit(tmp_path):
+    """iPhones and recent cameras write 10-bit HEIF; those levels survive as 16 bits, white at 65535."""
+    pillow_heif = pytest.importorskip("pillow_heif")
+    y, x = np.mgrid[0:H, 0:W]
+    smooth10 = np.stack([x * 48, y * 80, (x + y) * 24], axis=2).astype(np.uint16)  # 10-bit levels
+    smooth10[0, 0] = 1023
+    src = tmp_path / "deep.heic"
+    try:
+        heif = pillow_heif.from_bytes(mode="RGB;16", size=(W, H), data=(smooth10 << 6).tobytes())
+        heif.save(src, quality=-1, chroma=444, matrix_coefficients=0)  # lossless RGB
+    except Exception as err:  # libheif built without a 10-bit HEVC encoder
+        pytest.skip(f"no 10-bit HEIC encoder available: {err}")
+    photo = read_image(src)
+    assert photo.format == "HEIF" and photo.bit_depth == 16 and photo.pixels.dtype == np.uint16
+    np.testing.assert_array_equal(photo.pixels, np.rint(smooth10 * (65535 / 1023)).astype(np.uint16))
+    assert np.any(photo.pixels % 257 != 0)  # finer than 8-bit levels scaled up
+    assert read_image(write_image(tmp_path / "out.png", photo)).bit_depth == 16
+
+
 def test_avif_read(tmp_path):
     src = tmp_path / "in.avif"
     try:

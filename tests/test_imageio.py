@@ -447,21 +447,23 @@ def test_heic_read(tmp_path):
     assert read_image(out).pixels.shape == (H, W, 3)
 
 
-def test_10_bit_heic_is_read_as_16_bit(tmp_path):
+@pytest.mark.parametrize("bits", [10, 12])
+def test_10_and_12_bit_heic_are_read_as_16_bit(tmp_path, monkeypatch, bits):
     """iPhones and recent cameras write 10-bit HEIF; those levels survive as 16 bits, white at 65535."""
     pillow_heif = pytest.importorskip("pillow_heif")
+    monkeypatch.setattr(pillow_heif.options, "SAVE_HDR_TO_12_BIT", bits == 12)
+    top = (1 << bits) - 1
     y, x = np.mgrid[0:H, 0:W]
-    smooth10 = np.stack([x * 48, y * 80, (x + y) * 24], axis=2).astype(np.uint16)  # 10-bit levels
-    smooth10[0, 0] = 1023
+    levels = np.stack([x * (top // 20), y * (top // 12), (x + y) * (top // 32)], axis=2).astype(np.uint16)
     src = tmp_path / "deep.heic"
     try:
-        heif = pillow_heif.from_bytes(mode="RGB;16", size=(W, H), data=(smooth10 << 6).tobytes())
+        heif = pillow_heif.from_bytes(mode="RGB;16", size=(W, H), data=(levels << (16 - bits)).tobytes())
         heif.save(src, quality=-1, chroma=444, matrix_coefficients=0)  # lossless RGB
-    except Exception as err:  # libheif built without a 10-bit HEVC encoder
-        pytest.skip(f"no 10-bit HEIC encoder available: {err}")
+    except Exception as err:  # libheif built without a 10/12-bit HEVC encoder
+        pytest.skip(f"no {bits}-bit HEIC encoder available: {err}")
     photo = read_image(src)
     assert photo.format == "HEIF" and photo.bit_depth == 16 and photo.pixels.dtype == np.uint16
-    np.testing.assert_array_equal(photo.pixels, np.rint(smooth10 * (65535 / 1023)).astype(np.uint16))
+    np.testing.assert_array_equal(photo.pixels, np.rint(levels * (65535 / top)).astype(np.uint16))
     assert np.any(photo.pixels % 257 != 0)  # finer than 8-bit levels scaled up
     assert read_image(write_image(tmp_path / "out.png", photo)).bit_depth == 16
 

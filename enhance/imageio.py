@@ -550,10 +550,10 @@ def write_image(path, photo: Photo, *, jpeg_quality: int = 95, webp_quality: int
     """Write `photo` to `path`; the suffix picks the format. Returns the path written.
 
     The file keeps the photo's bit depth where the format can (TIFF holds floats, PNG/TIFF
-    16 bits, JPEG/WebP/BMP get 8; a float photo goes to PNG as 16 bits), its grayscale-ness, alpha, ICC profile and EXIF (see the table
-    in the module docstring). The write is atomic: a hidden temporary file in the same
-    folder is renamed onto `path` only when complete, so a crash never leaves half a file.
-    Raises ImageWriteError if `path` exists and `overwrite` is False, or on any failure.
+    16 bits, JPEG/WebP/BMP get 8; a float photo goes to PNG as 16 bits), its grayscale-ness,
+    alpha, ICC profile and EXIF (see the table in the module docstring). The write is atomic:
+    a hidden temporary file in the same folder is renamed onto `path` only when complete, so a
+    crash never leaves half a file. Raises ImageWriteError if `path` exists and `overwrite` is False, or on any failure.
     """
     path = Path(path)
     fmt = _WRITE_FORMAT.get(path.suffix.lower())
@@ -638,7 +638,8 @@ def _to_dtype(path, array: np.ndarray, dtype) -> np.ndarray:
 def convert_pixels(array: np.ndarray, dtype) -> np.ndarray:
     """Pixels as uint8, uint16 or float32, white mapping to white: 255 <-> 65535 <-> 1.0.
 
-    Integers are rounded to the nearest level; floats are clipped to 0..1 first.
+    Integers are rounded to the nearest level. Floats are clipped to 0..1 on the way to
+    another type; float32 pixels asked for as float32 come back as they are.
 
     >>> convert_pixels(np.array([0, 128, 255], np.uint8), np.uint16).tolist()
     [0, 32896, 65535]

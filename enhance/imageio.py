@@ -553,7 +553,8 @@ def write_image(path, photo: Photo, *, jpeg_quality: int = 95, webp_quality: int
     16 bits, JPEG/WebP/BMP get 8; a float photo goes to PNG as 16 bits), its grayscale-ness,
     alpha, ICC profile and EXIF (see the table in the module docstring). The write is atomic:
     a hidden temporary file in the same folder is renamed onto `path` only when complete, so a
-    crash never leaves half a file. Raises ImageWriteError if `path` exists and `overwrite` is False, or on any failure.
+    crash never leaves half a file. Raises ImageWriteError if `path` exists and `overwrite` is
+    False, or on any failure.
     """
     path = Path(path)
     fmt = _WRITE_FORMAT.get(path.suffix.lower())

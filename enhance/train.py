@@ -31,6 +31,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 
 from .attention import ATTENTION_TYPES
+from .exposure import EXPOSURE_RANGE, exposure_curve
 from .imageio import ImageReadError, convert_pixels, read_image
 from .metrics import psnr, psnr_gt_mean, quantize_8bit, ssim, ssim_gt_mean
 from .models import create_model, list_models
@@ -54,6 +55,10 @@ class TrainConfig:
     loss: str = "l1"  # or "psnr", "l1-exposure-split": see LOSSES
     ssim_weight: float = 0.0  # adds ssim_weight * (1 - SSIM) to the loss; 0 leaves it out
     exposure_weight: float = 0.0  # adds exposure_weight * exposure_l1 (on top of any in `loss`)
+    # Users' dark photos are rarely exactly as dark as LOL's. With this > 0, each training input
+    # (not its target) is made darker or brighter by a uniform draw of up to this many stops, as
+    # `enhance.adjust_exposure` and scripts/input_darkness.py do it. 0 leaves the inputs as they are.
+    input_exposure_jitter: float = 0.0
     lr: float = 1e-3
     min_lr: float = 1e-5
     weight_decay: float = 1e-4
@@ -100,6 +105,9 @@ class TrainConfig:
         for weight in ("ssim_weight", "exposure_weight"):
             if values.get(weight, 0.0) < 0:
                 raise SystemExit(f"{path}: {weight} must be 0 or more, got {values[weight]}")
+        if not 0 <= values.get("input_exposure_jitter", 0.0) <= EXPOSURE_RANGE[1]:
+            raise SystemExit(f"{path}: input_exposure_jitter must be between 0 and {EXPOSURE_RANGE[1]:g} stops, "
+                             f"got {values['input_exposure_jitter']}")
         return cls(**values)
 
 
@@ -198,8 +206,11 @@ class TrainingData:
         if not self.low:
             raise SystemExit(f"bad training data: no image pairs in {source}")
 
-    def batch(self, size: int, patch: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        """Random patches with the same crop, flips and rotation applied to input and target."""
+    def batch(self, size: int, patch: int, gen: torch.Generator,
+              exposure_jitter: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+        """Random patches with the same crop, flips and rotation applied to input and target, and
+        each input's exposure shifted by up to `exposure_jitter` stops (0: no draw is made, so
+        configs without it keep their random sequence)."""
         lows, highs = [], []
         for _ in range(size):
             i = int(torch.randint(len(self.low), (1,), generator=gen))
@@ -213,6 +224,9 @@ class TrainingData:
             if flip:
                 low, high = low.flip(-1), high.flip(-1)
             low, high = torch.rot90(low, rot, (-2, -1)), torch.rot90(high, rot, (-2, -1))
+            if exposure_jitter:
+                stops = (torch.rand((), generator=gen).item() * 2 - 1) * exposure_jitter
+                low = torch.from_numpy(exposure_curve(stops, np.uint8))[low.long()]
             lows.append(low)
             highs.append(high)
         return torch.stack(lows).float() / 255, torch.stack(highs).float() / 255
@@ -493,7 +507,7 @@ def train(cfg: TrainConfig, data_dir: Path, out: Path, resume: bool = False, max
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate(cfg, step)
             patch, batch = patch_and_batch(cfg, step)
-            low, high = data.batch(batch, patch, gen)
+            low, high = data.batch(batch, patch, gen, cfg.input_exposure_jitter)
             low, high = low.to(device), high.to(device)
             if cfg.channels_last:
                 low = low.contiguous(memory_format=torch.channels_last)

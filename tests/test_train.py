@@ -16,9 +16,11 @@ import torch
 from PIL import Image
 
 from enhance.cli import main
+from enhance.exposure import exposure_curve
 from enhance.metrics import psnr, ssim
-from enhance.train import (TrainConfig, exposure_split_l1, learning_rate, loss_label, patch_and_batch, psnr_loss,
-                           ssim_loss, training_loss)
+from enhance.pairs import find_pairs
+from enhance.train import (TrainConfig, TrainingData, exposure_split_l1, learning_rate, loss_label, patch_and_batch,
+                           psnr_loss, ssim_loss, training_loss)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -210,6 +212,29 @@ def test_negative_loss_weight_is_an_error(tmp_path, weight):
     bad.write_text(f'model = "saga-s"\n{weight} = -0.5\n')
     with pytest.raises(SystemExit, match=f"{weight} must be 0 or more"):
         TrainConfig.from_file(bad)
+
+
+@pytest.mark.parametrize("stops", [-1, 3.5])
+def test_input_exposure_jitter_out_of_range_is_an_error(tmp_path, stops):
+    bad = tmp_path / "bad.toml"
+    bad.write_text(f"input_exposure_jitter = {stops}\n")
+    with pytest.raises(SystemExit, match="input_exposure_jitter must be between 0 and 3 stops"):
+        TrainConfig.from_file(bad)
+
+
+def test_input_exposure_jitter_shifts_inputs_and_leaves_targets(tmp_path):
+    for side, level in (("low", 40), ("high", 160)):  # flat photos: every crop holds the same values
+        (tmp_path / side).mkdir()
+        Image.fromarray(np.full((40, 48, 3), level, np.uint8)).save(tmp_path / side / "1.png")
+    training = TrainingData(find_pairs(tmp_path).pairs, str(tmp_path))
+    low, high = training.batch(32, 32, torch.Generator().manual_seed(0), exposure_jitter=3.0)
+    assert torch.equal(high, torch.full_like(high, 160 / 255))  # targets untouched
+    levels = (low[:, 0, 0, 0] * 255).round().to(torch.uint8).numpy()
+    assert levels.min() < 25 and levels.max() > 60  # some inputs darker, some brighter than 40
+    curves = {int(exposure_curve(stops, np.uint8)[40]) for stops in np.linspace(-3, 3, 601)}
+    assert set(levels.tolist()) <= curves  # each input is the 8-bit photo through one exposure curve
+    unshifted, _ = training.batch(4, 32, torch.Generator().manual_seed(0))
+    assert torch.equal(unshifted, torch.full_like(unshifted, 40 / 255))
 
 
 def test_psnr_loss_is_minus_the_mean_per_image_psnr():

@@ -23,15 +23,24 @@ class ModelEntry:
     sha256: Optional[str] = None  # of that file; load_model refuses a file that differs
 
 
+SAGA_S = UNetConfig(widths=(16, 32, 64, 96), encoder_blocks=(1, 1, 1), middle_blocks=1, decoder_blocks=(1, 1, 1))
+
 MODELS: dict[str, ModelEntry] = {
     entry.name: entry
     for entry in (
         ModelEntry(
             "saga-s",
-            UNetConfig(widths=(16, 32, 64, 96), encoder_blocks=(1, 1, 1), middle_blocks=1, decoder_blocks=(1, 1, 1)),
+            SAGA_S,
             "CPU-friendly default: 4 levels, 7 SAGA blocks",
             weights="saga-s.safetensors",
             sha256="bcf921c3dcac1582c7d3d9012ba63990439f567d6b5a438d39a15a5b525c80d7",
+        ),
+        ModelEntry(
+            "saga-s-any-exposure",
+            SAGA_S,
+            "saga-s fine-tuned on inputs 3 stops darker to 3 stops brighter than LOL's: for photos unlike LOL's",
+            weights="saga-s-any-exposure.safetensors",
+            sha256="08b70e3357e98012ec6cd66ae77b8250ce966d5c4e62ba227bf9ee25ce8506e1",
         ),
         ModelEntry(
             "saga-l",

@@ -657,7 +657,9 @@ def convert_pixels(array: np.ndarray, dtype) -> np.ndarray:
     if array.dtype == np.uint8 and dtype == np.uint16:
         return array.astype(np.uint16) * 257
     if array.dtype in (np.uint8, np.uint16):
-        return array.astype(np.float32) / np.float32(_white(array.dtype))
+        scaled = array.astype(np.float32)
+        scaled /= _white(array.dtype)  # in place: one photo-sized float array, not two
+        return scaled
     if np.issubdtype(array.dtype, np.floating):
         clipped = np.clip(array, 0.0, 1.0)
         if dtype == np.float32:

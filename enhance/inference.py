@@ -11,6 +11,7 @@ from typing import Callable, Optional, Union
 import numpy as np
 import torch
 
+from .imageio import convert_pixels
 from .network import SAGAUNet
 from .tiling import precision_context, run_tiled
 
@@ -112,12 +113,8 @@ def to_tensor(image: np.ndarray) -> torch.Tensor:
     """H x W x 3 uint8 / uint16 / float in [0, 1] -> (1, 3, H, W) float32 in [0, 1]."""
     if image.ndim != 3 or image.shape[2] != 3:
         raise ValueError(f"expected an H x W x 3 RGB array, got shape {image.shape}")
-    if image.dtype == np.uint8:
-        scaled = image.astype(np.float32)
-        scaled /= 255  # in place: one photo-sized float array, not two
-    elif image.dtype == np.uint16:
-        scaled = image.astype(np.float32)
-        scaled /= 65535
+    if image.dtype in (np.uint8, np.uint16):
+        scaled = convert_pixels(image, np.float32)
     elif np.issubdtype(image.dtype, np.floating):
         scaled = image.astype(np.float32)
         low, high = (scaled.min(), scaled.max()) if scaled.size else (0.0, 0.0)

@@ -28,11 +28,11 @@ import sys
 from pathlib import Path
 from typing import Optional
 
-import numpy as np
 import torch
 
 from .attention import GlobalState, SAGAttention
-from .imageio import convert_pixels, is_image_path, read_image
+from .imageio import is_image_path, read_image
+from .inference import to_tensor
 from .models import create_model
 from .pairs import natural_key, read_stem_list
 
@@ -97,8 +97,7 @@ def find_images(pattern: str, stems_file: Optional[Path] = None) -> list[Path]:
 
 def load_image(path: Path) -> torch.Tensor:
     """(1, 3, H, W) float32 in [0, 1]."""
-    pixels = convert_pixels(read_image(path).pixels, np.float32)
-    return torch.from_numpy(pixels).permute(2, 0, 1).unsqueeze(0)
+    return to_tensor(read_image(path).pixels)
 
 
 def _model_for(kind: str, weights: Optional[Path], model_name: str):

@@ -21,7 +21,9 @@ TIFF      8/16-bit, 16/32/64-bit   8/16-bit (deflate) and 32-bit float (uncompre
           float, gray, RGB(A),     gray, RGB(A), ICC. EXIF is written for 8-bit only
           CMYK, multi-page;        (tifffile, which writes the 16-bit and float files,
           32-bit integer is        has no EXIF writer).
-          refused, by name
+          refused, by name; other
+          extra channels dropped,
+          with a note
 BMP       8-bit                    8-bit gray/RGB, no metadata; alpha dropped like JPEG.
 HEIC/HEIF 8/10/12-bit (via          not written: output_extension("same") gives .png
           pillow-heif; 10/12-bit   (16-bit for 10/12-bit sources)
@@ -82,7 +84,7 @@ if not features.check("avif"):  # Pillow >= 11.3 decodes AVIF itself; older ones
 
 
 SUPPORTED_EXTENSIONS: tuple[str, ...] = (
-    ".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp", ".heic", ".heif", ".avif",
+    ".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp", ".heic", ".heif", ".avif", ".gif",
 )
 WRITABLE_EXTENSIONS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp")
 DEFAULT_MAX_PIXELS = 200_000_000
@@ -256,6 +258,9 @@ def _read_with_pillow(path: Path, head: bytes, max_pixels: int) -> Photo:
                 gray = color.ndim == 2
             else:
                 color, alpha, gray, icc = _pillow_to_arrays(path, image, icc, notes)
+            if source_format == "TIFF":  # Pillow keeps at most one extra sample, as alpha, or X
+                bands = len([b for b in image.getbands() if b != "X"])
+                _note_dropped_channels(image.tag_v2.get(277, bands) - bands, notes)  # SamplesPerPixel
         except ImageReadError:
             raise
         except Image.DecompressionBombError:
@@ -264,6 +269,13 @@ def _read_with_pillow(path: Path, head: bytes, max_pixels: int) -> Photo:
             raise ImageReadError(path, f"truncated or corrupt image data ({err})") from None
 
     return _make_photo(color, alpha, gray, source_format, icc, exif, orientation, notes)
+
+
+def _note_dropped_channels(count: int, notes: list[str]) -> None:
+    """Note extra TIFF channels that are neither colour nor alpha (a mask, a depth plane), which
+    neither the enhancer nor the output formats carry."""
+    if count > 0:
+        notes.append(f"{count} extra channel{'s' * (count > 1)} (not colour or alpha) dropped")
 
 
 def _pillow_to_arrays(path, image, icc, notes):
@@ -393,6 +405,7 @@ def _read_deep_tiff(path: Path, max_pixels: int) -> Photo | None:
         color_samples = 1 if gray else 3
         color = data[..., 0] if gray else data[..., :3]
         alpha = data[..., color_samples] if extra_is_alpha and samples > color_samples else None
+        _note_dropped_channels(data.shape[-1] - color_samples - (alpha is not None), notes)
 
     exif, orientation = None, 1
     with open(path, "rb") as f:  # Pillow can parse the first TIFF directory as EXIF

@@ -18,13 +18,14 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
 import torch
 from tqdm import tqdm
 
 from .exposure import EXPOSURE_RANGE, check_stops
-from .imageio import (DEFAULT_MAX_PIXELS, ImageIOWarning, ImageReadError, ImageWriteError, is_image_path,
-                      output_extension, read_image, write_image)
+from .imageio import (DEFAULT_MAX_PIXELS, SUPPORTED_EXTENSIONS, ImageIOWarning, ImageReadError, ImageWriteError,
+                      is_image_path, output_extension, read_image, write_image)
 from .inference import DEVICES, PRECISIONS, resolve_device, resolve_precision
 from .models import DEFAULT_MODEL, list_models
 from .pipeline import enhance_photo
@@ -41,21 +42,30 @@ class UsageError(Exception):
     """A problem with the command line itself (not with one photo)."""
 
 
-def collect_inputs(inputs: list[str], recursive: bool) -> list[tuple[Path, Path]]:
-    """(file, path relative to its input root) for every image named by files, folders or globs."""
+def collect_inputs(inputs: list[str], recursive: bool,
+                   not_images: Optional[list[Path]] = None) -> list[tuple[Path, Path]]:
+    """(file, path relative to its input root) for every image named by files, folders or globs.
+
+    Files that folders and globs hold but whose names are not images' (sidecars, notes) are left
+    out, and appended to `not_images` when it is given, so that the caller can say so.
+    """
     found: list[tuple[Path, Path]] = []
     for spec in inputs:
         path = Path(spec)
         if path.is_dir():
             pattern = "**/*" if recursive else "*"
-            found += [(f, f.relative_to(path)) for f in sorted(path.glob(pattern)) if f.is_file() and is_image_path(f)]
+            files = [(f, f.relative_to(path)) for f in sorted(path.glob(pattern)) if f.is_file()]
         elif path.is_file():
             found.append((path, Path(path.name)))  # named explicitly: tried even with an odd suffix
+            continue
         else:
             matches = sorted(Path(m) for m in glob.glob(spec, recursive=recursive))
             if not matches:
                 raise UsageError(f"{spec}: no such file, folder or matching glob")
-            found += [(m, Path(m.name)) for m in matches if m.is_file() and is_image_path(m)]
+            files = [(m, Path(m.name)) for m in matches if m.is_file()]
+        found += [(f, relative) for f, relative in files if is_image_path(f)]
+        if not_images is not None:
+            not_images += [f for f, _ in files if not is_image_path(f) and not f.name.startswith(".")]
     return found
 
 
@@ -148,7 +158,8 @@ def main(args) -> int:
         tile = _parse_tile(args.tile)
         exposure = _parse_exposure(args.exposure)
         jpeg_quality = _parse_jpeg_quality(args.jpeg_quality)
-        inputs = collect_inputs(args.inputs, args.recursive)
+        not_images: list[Path] = []
+        inputs = collect_inputs(args.inputs, args.recursive, not_images)
         jobs, plan_errors = plan_jobs(inputs, args.output.resolve(), args.suffix, args.ext, args.recursive)
         input_dirs = {src.resolve().parent for src, _ in inputs}
         if not args.allow_input_folder and any(job.destination.parent in input_dirs for job in jobs):
@@ -166,6 +177,10 @@ def main(args) -> int:
     except (UsageError, WeightsError, ValueError) as err:
         print(f"enhance run: {err}", file=sys.stderr)
         return 2
+    if not_images and rank == 0:
+        names = ", ".join(str(f) for f in not_images[:3]) + (", ..." if len(not_images) > 3 else "")
+        print(f"enhance run: left out {len(not_images)} file{'s' * (len(not_images) > 1)} whose names are not "
+              f"those of photos ({', '.join(SUPPORTED_EXTENSIONS)}): {names}", file=sys.stderr)
     jobs = jobs[rank::world]
     plan_errors = plan_errors[rank::world]
     if not jobs and not plan_errors:

@@ -818,6 +818,21 @@ def test_multipage_tiff_first_page_with_note(tmp_path):
     assert any("2 frames" in note for note in photo.notes)
 
 
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])  # Pillow reads the 8-bit file, tifffile the 16-bit
+def test_tiff_channels_beyond_colour_and_alpha_are_dropped_with_a_note(tmp_path, dtype):
+    pixels = (np.arange(H * W * 5).reshape(H, W, 5) % 200).astype(dtype)
+    src = tmp_path / "five.tif"
+    tifffile.imwrite(src, pixels, photometric="rgb", extrasamples=["unassalpha", "unspecified"])
+    photo = read_image(src)
+    np.testing.assert_array_equal(photo.pixels, pixels[..., :3])
+    np.testing.assert_array_equal(photo.alpha, pixels[..., 3])
+    assert "1 extra channel (not colour or alpha) dropped" in photo.notes
+
+    tifffile.imwrite(src, pixels[..., :4], photometric="rgb", extrasamples=["unspecified"])
+    photo = read_image(src)
+    assert photo.alpha is None and "1 extra channel (not colour or alpha) dropped" in photo.notes
+
+
 def test_png_exif_after_pixel_data(tmp_path):
     """PNG allows the eXIf chunk after the image data; its orientation must still count."""
     raw = b"".join(b"\x00" + row.tobytes() for row in rgb8())

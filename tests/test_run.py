@@ -58,6 +58,19 @@ def test_batch_goes_on_past_a_bad_file_and_names_it(photos, weights, tmp_path, c
     assert not list(out.glob(".*"))  # no temporary files left behind
 
 
+def test_gifs_are_enhanced_and_files_that_are_not_photos_are_named(photos, weights, tmp_path, capsys):
+    (photos / "broken.png").unlink()
+    Image.fromarray(dark_rgb(24, 32, 4)).save(photos / "d.gif")
+    (photos / "notes.txt").write_text("shot at dusk")
+    (photos / ".DS_Store").write_bytes(b"\x00")  # hidden files are neither enhanced nor named
+    out = tmp_path / "out"
+    assert run(photos, "-o", out, "--weights", weights, "--tile", "0") == 0
+    assert sorted(p.name for p in out.iterdir()) == ["a.jpg", "b.png", "d.png"]
+    err = capsys.readouterr().err
+    assert "left out 1 file whose names are not those of photos" in err and "notes.txt" in err
+    assert ".DS_Store" not in err
+
+
 def test_recursive_mirrors_subfolders_and_skip_existing_resumes(photos, weights, tmp_path, capsys):
     (photos / "broken.png").unlink()
     out = tmp_path / "out"

@@ -20,5 +20,12 @@ def enhance_photo(model: SAGAUNet, photo: Photo, *, tile: Union[int, str] = "aut
     """
     check_stops(exposure)  # before the network runs, not after
     pixels = enhance_image(model, photo.pixels, tile=tile, precision=precision, on_tile=on_tile)
-    pixels = adjust_exposure(pixels, exposure)
-    return dataclasses.replace(photo, pixels=pixels, notes=list(photo.notes))
+    return expose_photo(dataclasses.replace(photo, pixels=pixels, notes=list(photo.notes)), exposure)
+
+
+def expose_photo(photo: Photo, stops: float) -> Photo:
+    """`photo` with `stops` of light added (negative: taken away) by `adjust_exposure`'s curve;
+    `photo` itself for 0 stops."""
+    if check_stops(stops) == 0.0:
+        return photo
+    return dataclasses.replace(photo, pixels=adjust_exposure(photo.pixels, stops))

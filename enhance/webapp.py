@@ -27,6 +27,10 @@ Decisions
 * Files: each request writes its result in a scratch folder under the app's work dir, hands
   it to Gradio's cache (which serves the download and deletes it after DELETE_CACHE[1]
   seconds), and removes the scratch folder before returning, whatever happened.
+* The last photo and the network's output for it are kept, one of each for the whole server
+  (about 2 x 36 MB for a 12-MP JPEG). Pressing Enhance again with the same photo, model and
+  tile, after moving the strength or exposure slider, applies just those two to the kept
+  output: well under a second instead of another network pass.
 * Without trained weights the app refuses to start, unless --allow-untrained is given (for
   tests and demos): then it prints a warning and shows a banner on the page.
 """
@@ -58,7 +62,7 @@ from .imageio import (SUPPORTED_EXTENSIONS, ImageReadError, ImageWriteError, Pho
                       read_image, write_image)
 from .inference import DEVICES, MIN_TILE, resolve_device
 from .models import DEFAULT_MODEL, list_models
-from .pipeline import enhance_photo
+from .pipeline import enhance_photo, expose_photo
 from .weights import UntrainedModelError, WeightsError, load_model
 
 MAX_FILE_SIZE = "200mb"      # uploads above this are refused by Gradio before they reach us
@@ -161,6 +165,8 @@ class EnhanceHandler:
         self.scratch_dir.mkdir(parents=True, exist_ok=True)
         self.publish = publish
         self.max_pixels = max_pixels
+        self._last: Optional[_NetworkResult] = None  # see the module docstring
+        self._last_lock = threading.Lock()
 
     def __call__(self, photo_path: Optional[str], model_name: str = DEFAULT_MODEL, tile: str = "auto",
                  strength: float = 1.0, exposure: float = 0.0, progress: Optional[gr.Progress] = None):
@@ -177,26 +183,17 @@ class EnhanceHandler:
         except ValueError as err:
             raise gr.Error(str(err), print_exception=False) from None
         started = time.perf_counter()
-
-        progress(0.0, desc="Reading the photo")
         try:
-            photo = read_image(photo_path, max_pixels=self.max_pixels)
-        except ImageReadError as err:
-            # err.reason, not str(err): the full path is the server's temporary upload path
-            raise gr.Error(f"{name}: {err.reason}", print_exception=False) from None
-
-        def on_tile(done: int, total: int) -> None:
-            progress((done, total), desc="Enhancing", unit="tiles")
-
-        try:
-            with self.models.use(model_name) as model:
-                progress(0.0, desc=f"Enhancing with {model_name}")
-                result = enhance_photo(model, photo, tile=tile_size, on_tile=on_tile, exposure=exposure)
-        except WeightsError as err:
-            raise gr.Error(str(err), print_exception=False) from None
-        except (MemoryError, torch.OutOfMemoryError):
-            raise gr.Error(f"{name}: not enough memory for a {photo.megapixels:.1f} MP photo; "
-                           "try a smaller tile size", print_exception=False) from None
+            stat = os.stat(photo_path)
+            key = (photo_path, stat.st_size, stat.st_mtime_ns, model_name, tile_size)
+        except OSError:
+            key = None  # let read_image say what is wrong with the file
+        with self._last_lock:
+            last = self._last if self._last is not None and key is not None and self._last.key == key else None
+        reused = last is not None
+        if not reused:
+            last = self._run_network(photo_path, name, model_name, tile_size, progress, key)
+        photo, result = last.photo, expose_photo(last.enhanced, exposure)
         result = blend(photo, result, strength)
 
         progress(1.0, desc="Saving the result")
@@ -210,8 +207,45 @@ class EnhanceHandler:
         elapsed = time.perf_counter() - started
 
         info = describe(photo, out_name, model_name, tile, strength, exposure, elapsed,
-                        untrained=model_name in self.models.untrained)
+                        untrained=model_name in self.models.untrained, reused=reused)
         return (preview(photo), preview(result)), download, info
+
+    def _run_network(self, photo_path: str, name: str, model_name: str, tile_size, progress, key) -> "_NetworkResult":
+        """Read the photo and run the network on it (exposure 0, strength 1), and keep both."""
+        progress(0.0, desc="Reading the photo")
+        try:
+            photo = read_image(photo_path, max_pixels=self.max_pixels)
+        except ImageReadError as err:
+            # err.reason, not str(err): the full path is the server's temporary upload path
+            raise gr.Error(f"{name}: {err.reason}", print_exception=False) from None
+
+        def on_tile(done: int, total: int) -> None:
+            progress((done, total), desc="Enhancing", unit="tiles")
+
+        with self._last_lock:
+            self._last = None  # free the old photo before the new one's network pass
+        try:
+            with self.models.use(model_name) as model:
+                progress(0.0, desc=f"Enhancing with {model_name}")
+                enhanced = enhance_photo(model, photo, tile=tile_size, on_tile=on_tile)
+        except WeightsError as err:
+            raise gr.Error(str(err), print_exception=False) from None
+        except (MemoryError, torch.OutOfMemoryError):
+            raise gr.Error(f"{name}: not enough memory for a {photo.megapixels:.1f} MP photo; "
+                           "try a smaller tile size", print_exception=False) from None
+        last = _NetworkResult(key, photo, enhanced)
+        with self._last_lock:
+            self._last = last
+        return last
+
+
+@dataclasses.dataclass
+class _NetworkResult:
+    """A photo as read and the network's output for it, kept for the next request."""
+
+    key: Optional[tuple]  # (upload path, size, modification time, model name, tile), None if unknown
+    photo: Photo
+    enhanced: Photo  # exposure 0, strength 1
 
 
 def parse_tile(tile) -> int | str:
@@ -252,12 +286,13 @@ def preview(photo: Photo) -> np.ndarray:
 
 
 def describe(photo: Photo, out_name: str, model_name: str, tile, strength: float, exposure: float,
-             elapsed: float, untrained: bool) -> str:
+             elapsed: float, untrained: bool, reused: bool = False) -> str:
     """The Markdown shown under the result."""
     height, width = photo.pixels.shape[:2]
     depth = f"{photo.bit_depth}-bit" + (" float" if photo.bit_depth == 32 else "")
     kind = f"{depth} {photo.format}" + (" with alpha" if photo.alpha is not None else "")
-    lines = [f"**{photo.megapixels:.2f} MP** ({width} × {height}, {kind}) enhanced in **{elapsed:.1f} s** "
+    how = "strength and exposure applied to the last result" if reused else "enhanced"
+    lines = [f"**{photo.megapixels:.2f} MP** ({width} × {height}, {kind}) {how} in **{elapsed:.1f} s** "
              f"with `{model_name}` · tile {tile} · strength {strength:.2f} · exposure {exposure:+.2f} stops",
              f"Download: `{out_name}` (full resolution, {depth})"]
     if untrained:

@@ -163,6 +163,38 @@ def test_exposure_control_brightens_the_result_and_refuses_out_of_range(tmp_path
     assert scratch_files(handler) == []
 
 
+class CountingNet(SquareRootNet):
+    """SquareRootNet that counts its forward passes."""
+
+    passes = 0
+
+    def forward(self, x: torch.Tensor, run_op=None) -> torch.Tensor:
+        self.passes += 1
+        return super().forward(x)
+
+
+def test_moving_strength_or_exposure_reuses_the_last_network_output(tmp_path):
+    model = CountingNet(create_model("saga-s").config).eval()
+    handler = make_handler(model, tmp_path)
+    source = save_photo(tmp_path / "dark.png", dark_pixels(40, 56))
+    photo = read_image(source)
+
+    _, _, info = handler(str(source))
+    assert model.passes == 1 and "enhanced in" in info
+    _, download, info = handler(str(source), strength=0.5, exposure=0.7)
+    assert model.passes == 1 and "applied to the last result" in info
+    fresh = webapp.blend(photo, enhance_photo(model, photo, exposure=0.7), 0.5)  # the same, computed anew
+    np.testing.assert_array_equal(read_image(download).pixels, fresh.pixels)
+
+    model.passes = 0
+    handler(str(source), tile="0")  # another tile size runs the network again
+    source.unlink()
+    save_photo(source, dark_pixels(40, 56, seed=1))  # and so does a changed file
+    _, download, _ = handler(str(source), tile="0")
+    assert model.passes == 2
+    np.testing.assert_array_equal(read_image(download).pixels, enhance_photo(model, read_image(source)).pixels)
+
+
 def test_16bit_png_gives_a_16bit_png_download(tmp_path):
     handler = make_handler(square_root_net(), tmp_path)
     pixels = dark_pixels(32, 48, dtype=np.uint16)

@@ -23,6 +23,7 @@ live in temporary files (DiskMap) instead, and memory stops growing with the pho
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import tempfile
 from dataclasses import dataclass
@@ -251,7 +252,25 @@ class _OpByOp:
             if isinstance(x, DiskMap):
                 x.flush()
                 x.release()
+        _return_freed_memory()
         return out
+
+
+try:  # glibc's malloc_trim; absent on macOS, Windows and musl
+    _MALLOC_TRIM = ctypes.CDLL(None).malloc_trim
+except Exception:  # noqa: BLE001 - any failure means: not available
+    _MALLOC_TRIM = None
+
+
+def _return_freed_memory() -> None:
+    """Give the memory freed by the op just run back to the system.
+
+    glibc keeps freed blocks for reuse, and the tiles' many differently sized tensors leave its
+    heap fragmented: on a 4-MP photo it held about 200 MB more between ops than the pass needed,
+    and trimming after each op (21 calls for saga-s) lowered a 12-MP run's peak by about 75 MB.
+    """
+    if _MALLOC_TRIM is not None:
+        _MALLOC_TRIM(0)
 
 
 def count_ops(model: SAGAUNet) -> int:

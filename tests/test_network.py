@@ -37,6 +37,21 @@ def test_any_input_size_keeps_its_shape_and_range(size):
     assert out.min() >= 0 and out.max() <= 1
 
 
+def test_eval_output_is_clamped_and_still_differentiable():
+    """The clamp is in place without autograd (a photo-sized copy saved) and a copy with it."""
+    torch.manual_seed(0)
+    model = create_model("saga-s").eval()
+    with torch.no_grad():  # a bias large enough that some outputs would pass 1
+        model.to_rgb.bias.fill_(0.6)
+    x = torch.rand(1, 3, 32, 32, requires_grad=True)
+    out = model(x)
+    assert out.max() == 1 and out.min() >= 0
+    out.mean().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), out.detach())
+
+
 def test_seeded_construction_is_deterministic():
     x = torch.rand(1, 3, 40, 56)
     outs = []

@@ -5,6 +5,7 @@
     enhance train --config ...            train weights (enhance/train.py)
     enhance bench ...                     attention speed/memory benchmark (enhance/bench.py)
     enhance serve                         the web app (app.py)
+    enhance models                        the registered models and their scores (enhance/modelinfo.py)
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ SUBCOMMANDS = {
     "train": ("enhance.train", "train a model's weights on paired images"),
     "bench": ("enhance.bench", "speed/memory of each attention type; KV-state rank"),
     "serve": ("enhance.webapp", "start the web app (same as python app.py)"),
+    "models": ("enhance.modelinfo", "list the registered models: size, weights, validation scores"),
 }
 
 

@@ -1,6 +1,7 @@
 """SAGA-UNet, the model registry, weights files and enhance_image."""
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -8,11 +9,13 @@ import torch
 from safetensors import safe_open
 
 import enhance
+from enhance import modelinfo
 from enhance import weights as weights_module
 from enhance.attention import ATTENTION_TYPES
+from enhance.cli import main as cli_main
 from enhance.models import MODELS, ModelEntry, create_model, list_models
 from enhance.network import UNetConfig
-from enhance.weights import UntrainedModelError, WeightsError, load_model, save_weights, sha256_of
+from enhance.weights import WEIGHTS_DIR, UntrainedModelError, WeightsError, load_model, save_weights, sha256_of
 
 TINY = dict(widths=(16, 32), encoder_blocks=(1,), middle_blocks=1, decoder_blocks=(1,))
 
@@ -190,3 +193,24 @@ def test_enhance_image_rejects_bad_arrays():
 def test_config_round_trips_through_dict():
     cfg = UNetConfig(**TINY, attention="linear")
     assert UNetConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
+
+
+def test_enhance_models_lists_each_model_with_its_weights_and_scores(capsys):
+    assert cli_main(["models"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1].startswith("saga-s (default)")
+    for name in list_models():
+        row = next(line for line in lines if line.split()[0] == name)
+        card = json.loads((WEIGHTS_DIR / f"{name}.json").read_text())
+        assert " ok " in row and f"{card['validation']['psnr']:.2f} / {card['validation']['ssim']:.3f}" in row
+
+
+def test_enhance_models_names_missing_and_altered_weights(monkeypatch, tmp_path, capsys):
+    shutil.copy(WEIGHTS_DIR / "saga-s.safetensors", tmp_path / "saga-s.safetensors")
+    (tmp_path / "saga-l.safetensors").write_bytes(b"not the shipped file")
+    monkeypatch.setattr(modelinfo, "WEIGHTS_DIR", tmp_path)
+    assert modelinfo.model_info("saga-s").weights == "ok"
+    assert modelinfo.model_info("saga-l").weights == "sha256 mismatch"
+    assert modelinfo.model_info("saga-s-any-exposure").weights == "missing"
+    assert cli_main(["models"]) == 1
+    assert "missing" in capsys.readouterr().out

@@ -784,10 +784,10 @@ def _write_deep_tiff(file, path: Path, pixels, alpha, icc, exif: bytes | None) -
         compression="zlib" if deep_integers else None, predictor=deep_integers,
         iccprofile=icc,
         metadata=None,  # no tifffile JSON description tag
+        software=_ascii_tag(tags, 305) or False,  # the photo's Software tag, or none (not tifffile's name)
         resolution=tuple(map(float, resolution)) if all(resolution) else None,
         resolutionunit=tags.get(296) if all(resolution) else None,
-        extratags=[(code, "s", 0, tags[code], True) for code in _TIFF_TEXT_TAGS
-                   if isinstance(tags.get(code), str) and tags[code].isascii()]
+        extratags=[(code, "s", 0, _ascii_tag(tags, code), True) for code in _TIFF_TEXT_TAGS if _ascii_tag(tags, code)]
                   + [(_STAND_IN[pointer], "I", 1, 0, True) for pointer in directories],
     )
     if directories:
@@ -795,13 +795,20 @@ def _write_deep_tiff(file, path: Path, pixels, alpha, icc, exif: bytes | None) -
 
 
 # What the deep-TIFF writer copies of a photo's EXIF. tifffile writes the plain text tags of the
-# first directory (description, make, model, software, date, artist, copyright) but refuses the
-# pointers to the EXIF and GPS directories, so those are written under the unused tag code just
-# below each, which keeps the directory's tag order, then renamed once their directory is appended.
-_TIFF_TEXT_TAGS = (270, 271, 272, 305, 306, 315, 33432)
+# first directory (description, make, model, date, artist, copyright; software has its own
+# argument) but refuses the pointers to the EXIF and GPS directories, so those are written under
+# the unused tag code just below each, which keeps the directory's tag order, then renamed once
+# their directory is appended.
+_TIFF_TEXT_TAGS = (270, 271, 272, 306, 315, 33432)
 _EXIF_POINTER, _GPS_POINTER, _INTEROP_POINTER = 0x8769, 0x8825, 0xA005
 _STAND_IN = {_EXIF_POINTER: _EXIF_POINTER - 1, _GPS_POINTER: _GPS_POINTER - 1}
 _CLASSIC_TIFF_LE = b"II*\x00"
+
+
+def _ascii_tag(tags: Image.Exif, code: int) -> str | None:
+    """A text tag's value if it is plain ASCII, which is all that TIFF text tags may hold."""
+    value = tags.get(code)
+    return value if isinstance(value, str) and value.isascii() else None
 
 
 def _exif_directories(tags: Image.Exif) -> dict[int, dict]:

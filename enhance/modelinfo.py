@@ -43,11 +43,10 @@ def model_info(name: str) -> ModelInfo:
 
 
 def add_arguments(parser) -> None:
-    del parser  # no options
+    """`enhance models` takes no options."""
 
 
 def main(args) -> int:
-    del args
     rows = [model_info(name) for name in list_models()]
     names = [f"{r.name} (default)" if r.name == DEFAULT_MODEL else r.name for r in rows]
     width = max(map(len, names))

@@ -239,7 +239,7 @@ class EnhanceHandler:
         return last
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True)
 class _NetworkResult:
     """A photo as read and the network's output for it, kept for the next request."""
 

@@ -410,10 +410,11 @@ def test_icc_profile_and_exif_kept(tmp_path, suffix):
 
 
 @pytest.mark.parametrize("dtype", [np.uint16, np.float32])
-def test_16bit_and_float_tiffs_keep_the_exif_and_gps_directories(tmp_path, dtype):
+def test_16bit_and_float_tiffs_keep_the_exif_and_gps_directories(tmp_path, dtype, caplog):
     exif = exif_with(6)
     exif[0x011A] = exif[0x011B] = 300  # X/YResolution
     exif[0x0128] = 2  # inches
+    exif[0x0131] = "RawConverter 5.1"  # Software: the photo's, not tifffile's name
     camera = exif.get_ifd(0x8769)
     camera.update({0x829A: (1, 50), 0x8827: 3200, 0x9003: "2026:12:03 10:00:00"})  # exposure, ISO, date
     exif.get_ifd(0x8825).update({1: "N", 2: (52.0, 31.0, 12.5)})  # GPS latitude
@@ -428,6 +429,7 @@ def test_16bit_and_float_tiffs_keep_the_exif_and_gps_directories(tmp_path, dtype
     tags = Image.Exif()
     tags.load(written.exif)
     assert tags[0x010F] == "TestCam" and tags.get(0x0112, 1) == 1  # upright pixels: orientation 1
+    assert tags[0x0131] == "RawConverter 5.1"
     assert tags.get_ifd(0x8769) == {0x829A: (1, 50), 0x8827: 3200, 0x9003: "2026:12:03 10:00:00"}
     assert tags.get_ifd(0x8825) == {1: "N", 2: (52.0, 31.0, 12.5)}
     with tifffile.TiffFile(out) as tif:
@@ -435,6 +437,7 @@ def test_16bit_and_float_tiffs_keep_the_exif_and_gps_directories(tmp_path, dtype
         assert page.tags["XResolution"].value == (300, 1) and page.tags["ResolutionUnit"].value == 2
         assert page.tags["ExifTag"].value["ISOSpeedRatings"] == 3200
         assert 0x8768 not in page.tags and 0x8824 not in page.tags  # stand-in codes renamed
+    assert not caplog.records  # tifffile logged no refused tag
 
 
 @pytest.mark.parametrize("suffix", [".png", ".tif"])

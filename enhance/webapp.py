@@ -61,7 +61,7 @@ from .exposure import EXPOSURE_RANGE, check_stops, linear_to_srgb
 from .imageio import (SUPPORTED_EXTENSIONS, ImageReadError, ImageWriteError, Photo, convert_pixels, output_extension,
                       read_image, write_image)
 from .inference import DEVICES, MIN_TILE, resolve_device
-from .models import DEFAULT_MODEL, list_models
+from .models import DEFAULT_MODEL, MODELS, get_entry, list_models
 from .pipeline import enhance_photo, expose_photo
 from .weights import UntrainedModelError, WeightsError, load_model
 
@@ -248,6 +248,11 @@ class _NetworkResult:
     enhanced: Photo  # exposure 0, strength 1
 
 
+def model_help(names: list[str]) -> str:
+    """The model dropdown's help line: each registered model's description from the registry."""
+    return "; ".join(f"{name}: {get_entry(name).description}" for name in names if name in MODELS)
+
+
 def parse_tile(tile) -> int | str:
     """"auto", or a tile side in pixels (0 = whole image), from the dropdown's text."""
     text = str(tile).strip().lower()
@@ -415,7 +420,8 @@ def build_app(model: torch.nn.Module, model_name: str = DEFAULT_MODEL, *, untrai
         with gr.Row():
             with gr.Column():
                 photo = gr.File(label="Dark photo", file_types=list(SUPPORTED_EXTENSIONS), elem_id="photo-input")
-                model_choice = gr.Dropdown(models.names, value=model_name, label="Model")
+                model_choice = gr.Dropdown(models.names, value=model_name, label="Model",
+                                           info=model_help(models.names))
                 tile = gr.Dropdown(TILE_CHOICES, value="auto", allow_custom_value=True, label="Tile size",
                                    info="Tiles bound the memory a big photo needs; "
                                         "the result is the same as in one piece.")

@@ -36,7 +36,7 @@ import torch
 
 from enhance import webapp
 from enhance.imageio import Photo, read_image, write_image
-from enhance.models import create_model
+from enhance.models import create_model, list_models
 from enhance.network import SAGAUNet
 from enhance.pipeline import enhance_photo
 from enhance.weights import UntrainedModelError
@@ -240,6 +240,13 @@ def test_previews_of_large_photos_are_downscaled():
     photo = Photo(np.zeros((300, 3000, 3), np.uint16), None, False, 16, "PNG", None, None)
     small = webapp.preview(photo)
     assert small.shape == (205, 2048, 3) and small.dtype == np.uint8
+
+
+def test_model_dropdown_says_what_each_model_is_for():
+    names = list_models()
+    text = webapp.model_help(names + ["my-run.safetensors"])  # an added, unregistered model has no entry
+    assert [part.split(":")[0] for part in text.split("; ")] == names
+    assert "much darker or brighter" in text
 
 
 def test_tile_sizes():

@@ -86,6 +86,20 @@ def plan_jobs(inputs: list[tuple[Path, Path]], out_dir: Path, suffix: str, ext: 
     return jobs, errors
 
 
+def spare_input_photos(jobs: list[Job], inputs: list[tuple[Path, Path]]) -> tuple[list[Job], list[str]]:
+    """The jobs whose output is not one of the input photos, and an error for each that is:
+    replacing a photo with its enhanced self, or with another's, is data loss even under --overwrite."""
+    sources = {os.path.normcase(str(source.resolve())) for source, _ in inputs}
+    kept, errors = [], []
+    for job in jobs:
+        if os.path.normcase(str(job.destination.resolve())) in sources:
+            errors.append(f"{job.source}: would write {job.destination}, which is an input photo "
+                          "(use --suffix, --ext or another -o)")
+        else:
+            kept.append(job)
+    return kept, errors
+
+
 def add_arguments(parser) -> None:
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or globs")
     parser.add_argument("-o", "--output", required=True, type=Path, help="output folder (created if missing)")
@@ -165,6 +179,8 @@ def main(args) -> int:
         if not args.allow_input_folder and any(job.destination.parent in input_dirs for job in jobs):
             raise UsageError(f"{args.output}: outputs would land in a folder holding input photos; choose another "
                              "output folder or pass --allow-input-folder")
+        jobs, overwrite_errors = spare_input_photos(jobs, inputs)
+        plan_errors += overwrite_errors
         if jobs:
             _make_output_folder(args.output)
         device = resolve_device(args.device)

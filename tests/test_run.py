@@ -104,6 +104,17 @@ def test_never_writes_into_an_input_folder_unless_asked(photos, weights, capsys)
     assert (photos / "a_bright.jpg").is_file()
 
 
+def test_an_output_never_replaces_an_input_photo_even_with_overwrite(photos, weights, capsys):
+    (photos / "broken.png").unlink()
+    Image.fromarray(dark_rgb(24, 32, 5)).save(photos / "a.png")  # a.jpg --ext png would land on it
+    before = {p.name: p.read_bytes() for p in photos.iterdir() if p.is_file()}
+    assert run(photos, "-o", photos, "--weights", weights, "--allow-input-folder", "--overwrite",
+               "--ext", "png", "--tile", "0") == 1
+    err = capsys.readouterr().err
+    assert "which is an input photo" in err and "a.jpg" in err and "b.png" in err
+    assert {p.name: p.read_bytes() for p in photos.iterdir() if p.is_file()} == before
+
+
 def test_suffix_ext_and_tiles(photos, weights, tmp_path):
     (photos / "broken.png").unlink()
     out = tmp_path / "out"

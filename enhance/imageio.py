@@ -777,6 +777,8 @@ def _write_deep_tiff(file, path: Path, pixels, alpha, icc, exif: bytes | None) -
         tags.load(exif)
     directories = _exif_directories(tags)
     resolution = tags.get(282), tags.get(283)  # XResolution, YResolution
+    has_resolution = all(resolution)
+    text = {code: _ascii_tag(tags, code) for code in _TIFF_TEXT_TAGS}
     tifffile.imwrite(
         file, data,
         photometric="minisblack" if pixels.ndim == 2 else "rgb",
@@ -785,9 +787,9 @@ def _write_deep_tiff(file, path: Path, pixels, alpha, icc, exif: bytes | None) -
         iccprofile=icc,
         metadata=None,  # no tifffile JSON description tag
         software=_ascii_tag(tags, 305) or False,  # the photo's Software tag, or none (not tifffile's name)
-        resolution=tuple(map(float, resolution)) if all(resolution) else None,
-        resolutionunit=tags.get(296) if all(resolution) else None,
-        extratags=[(code, "s", 0, _ascii_tag(tags, code), True) for code in _TIFF_TEXT_TAGS if _ascii_tag(tags, code)]
+        resolution=tuple(map(float, resolution)) if has_resolution else None,
+        resolutionunit=tags.get(296) if has_resolution else None,
+        extratags=[(code, "s", 0, value, True) for code, value in text.items() if value]
                   + [(_STAND_IN[pointer], "I", 1, 0, True) for pointer in directories],
     )
     if directories:
@@ -848,9 +850,10 @@ def _append_exif_directories(file, path: Path, directories: dict[int, dict]) -> 
     file.seek(first)
     (count,) = struct.unpack("<H", file.read(2))
     entries = file.read(12 * count)
+    pointer_of = {_STAND_IN[pointer]: pointer for pointer in directories}
     for i in range(count):
         (code,) = struct.unpack_from("<H", entries, 12 * i)
-        pointer = next((p for p, stand_in in _STAND_IN.items() if stand_in == code), None)
+        pointer = pointer_of.get(code)
         if pointer is None:
             continue
         end = file.seek(0, os.SEEK_END)

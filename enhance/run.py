@@ -69,6 +69,11 @@ def collect_inputs(inputs: list[str], recursive: bool,
     return found
 
 
+def _file_key(path: Path) -> str:
+    """One spelling per file: absolute, links resolved, case folded where the file system ignores case."""
+    return os.path.normcase(str(path.resolve()))
+
+
 def plan_jobs(inputs: list[tuple[Path, Path]], out_dir: Path, suffix: str, ext: str,
               recursive: bool) -> tuple[list[Job], list[str]]:
     """Output paths for every input; two inputs that would write the same file are an error."""
@@ -77,7 +82,7 @@ def plan_jobs(inputs: list[tuple[Path, Path]], out_dir: Path, suffix: str, ext: 
         parent = relative.parent if recursive else Path()
         name = f"{relative.stem}{suffix}{output_extension(source, ext)}"
         destination = out_dir / parent / name
-        key = os.path.normcase(str(destination.resolve()))
+        key = _file_key(destination)
         if key in claimed:
             errors.append(f"{source}: would write {destination}, which {claimed[key]} also writes (use --suffix or --ext)")
             continue
@@ -89,10 +94,10 @@ def plan_jobs(inputs: list[tuple[Path, Path]], out_dir: Path, suffix: str, ext: 
 def spare_input_photos(jobs: list[Job], inputs: list[tuple[Path, Path]]) -> tuple[list[Job], list[str]]:
     """The jobs whose output is not one of the input photos, and an error for each that is:
     replacing a photo with its enhanced self, or with another's, is data loss even under --overwrite."""
-    sources = {os.path.normcase(str(source.resolve())) for source, _ in inputs}
+    sources = {_file_key(source) for source, _ in inputs}
     kept, errors = [], []
     for job in jobs:
-        if os.path.normcase(str(job.destination.resolve())) in sources:
+        if _file_key(job.destination) in sources:
             errors.append(f"{job.source}: would write {job.destination}, which is an input photo "
                           "(use --suffix, --ext or another -o)")
         else:

@@ -13,7 +13,7 @@ import torch
 
 from .imageio import convert_pixels
 from .network import SAGAUNet
-from .tiling import precision_context, run_tiled
+from .tiling import precision_context, run_tiled, to_unit_float
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -130,27 +130,51 @@ def to_tensor(image: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(scaled)).permute(2, 0, 1).unsqueeze(0)
 
 
+def photo_tensor(image: np.ndarray) -> torch.Tensor:
+    """H x W x 3 uint8 / uint16 / float in [0, 1] -> (1, 3, H, W), integers left as they are.
+
+    uint8 (and uint16, where PyTorch has it) become a view of `image`, not a copy: the tiled
+    pass converts them to float a window at a time. Other photos become float32 (to_tensor).
+    """
+    if image.dtype == np.uint8 or (image.dtype == np.uint16 and hasattr(torch, "uint16")):
+        if image.ndim != 3 or image.shape[2] != 3:
+            raise ValueError(f"expected an H x W x 3 RGB array, got shape {image.shape}")
+        return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).unsqueeze(0)
+    return to_tensor(image)
+
+
+# Rows converted at a time by from_tensor: a whole-photo float32 copy of a 12-MP result is 144 MB.
+_ROWS_PER_BAND = 64
+
+
 def from_tensor(tensor: torch.Tensor, dtype: np.dtype) -> np.ndarray:
     """(1, 3, H, W) float in [0, 1] -> H x W x 3 array of `dtype` (rounded for integers)."""
-    array = tensor[0].clamp(0, 1).permute(1, 2, 0).cpu().numpy()  # a new array: scaled in place below
-    if dtype in (np.uint8, np.uint16):
-        array *= np.iinfo(dtype).max
-        return np.round(array, out=array).astype(dtype)
-    return array.astype(dtype)
+    out = np.empty((*tensor.shape[-2:], 3), dtype)
+    for top in range(0, out.shape[0], _ROWS_PER_BAND):
+        band = tensor[0, :, top:top + _ROWS_PER_BAND].clamp(0, 1).permute(1, 2, 0).cpu().numpy()
+        if dtype in (np.uint8, np.uint16):
+            band *= np.iinfo(dtype).max
+            np.round(band, out=band)
+        out[top:top + _ROWS_PER_BAND] = band
+    return out
 
 
 def enhance_tensor(model: SAGAUNet, x: torch.Tensor, *, tile: Union[int, str] = "auto", precision: str = "auto",
                    on_tile: Optional[Callable[[int, int], None]] = None) -> torch.Tensor:
     """(1, 3, H, W) float in [0, 1] -> enhanced (1, 3, H, W) float32, on the model's device.
 
+    x may also hold uint8 or uint16 pixels (photo_tensor): on the CPU the tiled pass converts
+    them a window at a time, so no photo-sized float copy of the input is made.
+
     tile: "auto" (see auto_tile_size), 0 (whole image) or a tile side in pixels. On an
     out-of-memory error the tile side is halved and the photo restarted, down to 128 px.
     """
     device = next(model.parameters()).device
     dtype = resolve_precision(precision, device)
-    x = x.to(device)
     if device.type == "cpu":
-        x = x.contiguous(memory_format=torch.channels_last)  # the layout mkldnn's convolutions prefer
+        x = x.to(device).contiguous(memory_format=torch.channels_last)  # the layout mkldnn's convolutions prefer
+    else:  # converted before the copy: not every GPU backend converts uint16
+        x = to_unit_float(x).to(device)
     height, width = x.shape[-2:]
     side = auto_tile_size(model, height, width, device) if tile == "auto" else int(tile)
     if side < 0:
@@ -159,7 +183,7 @@ def enhance_tensor(model: SAGAUNet, x: torch.Tensor, *, tile: Union[int, str] = 
         try:
             if side == 0 or (side >= height and side >= width):
                 with torch.no_grad(), precision_context(device.type, dtype):
-                    out = model(x).float()
+                    out = model(to_unit_float(x)).float()
                 if on_tile:
                     on_tile(1, 1)
                 return out
@@ -178,4 +202,4 @@ def enhance_image(model: SAGAUNet, image: np.ndarray, **options) -> np.ndarray:
 
     Options are those of `enhance_tensor` (tile, precision, on_tile).
     """
-    return from_tensor(enhance_tensor(model, to_tensor(image), **options), image.dtype)
+    return from_tensor(enhance_tensor(model, photo_tensor(image), **options), image.dtype)

@@ -42,6 +42,31 @@ def precision_context(device_type: str, dtype: Optional[torch.dtype]):
     return torch.autocast(device_type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
 
 
+# The integer pixel types a photo may come as, with the value of white. torch.uint16 exists
+# from PyTorch 2.3 on.
+_UINT16 = getattr(torch, "uint16", None)
+INTEGER_WHITES = {torch.uint8: 255.0, **({_UINT16: 65535.0} if _UINT16 is not None else {})}
+
+
+def to_unit_float(pixels: torch.Tensor) -> torch.Tensor:
+    """uint8 or uint16 pixels as float32 in [0, 1] (white -> 1.0); float pixels as they are.
+
+    Divides like `imageio.convert_pixels`, so both give the same float32 values.
+    """
+    if pixels.is_floating_point():
+        return pixels
+    return pixels.float() / INTEGER_WHITES[pixels.dtype]
+
+
+def _pad_replicate(image: torch.Tensor, pad_h: int, pad_w: int) -> torch.Tensor:
+    """`image` with its last row and column repeated pad_h and pad_w times, in any pixel type."""
+    if not (pad_h or pad_w):
+        return image
+    # PyTorch has no replicate padding for uint16; int16 holds the same bits, and padding copies them.
+    same_bits = image.view(torch.int16) if image.dtype == _UINT16 else image
+    return F.pad(same_bits, (0, pad_w, 0, pad_h), mode="replicate").view(image.dtype)
+
+
 @dataclass(frozen=True)
 class Tile:
     """A core region [top, bottom) x [left, right) and the window around it that an op sees.
@@ -215,8 +240,8 @@ class _OpByOp:
             box = (t.win_top // s, t.win_bottom // s, t.win_left // s, t.win_right // s)
             if isinstance(x, DiskMap):
                 windows.append(x.read(*box).to(device))
-            else:
-                windows.append(x[..., box[0]:box[1], box[2]:box[3]])
+            else:  # the photo itself may still be integers: converted here, a window at a time
+                windows.append(to_unit_float(x[..., box[0]:box[1], box[2]:box[3]]))
         return op(*windows)
 
     def __call__(self, op, *inputs: FeatureMap) -> FeatureMap:
@@ -290,6 +315,9 @@ def run_tiled(model: SAGAUNet, image: torch.Tensor, tile: int, *, on_tile: Optio
               dtype: Optional[torch.dtype] = None, map_budget: Optional[int] = None) -> torch.Tensor:
     """Enhance a (1, 3, H, W) image in tiles of side `tile`; returns (1, 3, H, W) float32.
 
+    image: float in [0, 1], or uint8 / uint16 pixels, which are converted a window at a time
+    (a 12-MP photo is 36 MB in uint8, 144 MB in float32).
+
     on_tile(done, total) is called after every op on every tile (for progress bars).
     dtype: autocast dtype (bf16/fp16) or None for fp32.
     map_budget: bytes the whole-photo feature maps may take in memory; above it they go to
@@ -301,8 +329,7 @@ def run_tiled(model: SAGAUNet, image: torch.Tensor, tile: int, *, on_tile: Optio
                          "seamless tiling needs saga or linear")
     m = model.multiple_of
     h, w = image.shape[-2:]
-    pad_h, pad_w = (-h) % m, (-w) % m
-    padded = F.pad(image, (0, pad_w, 0, pad_h), mode="replicate") if pad_h or pad_w else image
+    padded = _pad_replicate(image, (-h) % m, (-w) % m)
     height, width = padded.shape[-2:]
     tiles = tile_grid(height, width, tile, OP_RADIUS * m, m)
     layers = model.saga_layers()

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from enhance.inference import CPU_TILE, auto_tile_size, enhance_tensor
+from enhance.inference import CPU_TILE, auto_tile_size, enhance_image, enhance_tensor, from_tensor, photo_tensor, to_tensor
 from enhance.models import create_model
 from enhance.tiling import DiskMap, count_ops, run_tiled, tile_grid
 from enhance.weights import UntrainedModelError, load_model
@@ -56,6 +56,20 @@ def test_odd_sized_photo_tiles_keep_shape_and_agree_in_fp32_and_bf16():
     assert (tiled - whole).abs().max().item() <= 1e-3 / 255  # the same arithmetic, reordered
     tiled_bf16 = run_tiled(model, image, tile=64, dtype=torch.bfloat16)
     assert (tiled_bf16 - whole_bf16).abs().max().item() <= 1 / 255
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+@pytest.mark.parametrize("tile", [0, 64])
+def test_integer_photos_converted_window_by_window_give_the_same_pixels(dtype, tile):
+    """enhance_image keeps an integer photo as integers (no float copy) and converts each window;
+    the result is bit-identical to converting the whole photo first, padding included."""
+    model = shipped_or_seeded_model()
+    rng = np.random.default_rng(3)
+    image = (rng.random((101, 157, 3)) * 0.3 * np.iinfo(dtype).max).astype(dtype)
+    as_integers = photo_tensor(image)
+    assert as_integers.dtype != torch.float32 and as_integers.data_ptr() == image.ctypes.data  # a view
+    whole_float_first = from_tensor(enhance_tensor(model, to_tensor(image), tile=tile, precision="fp32"), dtype)
+    np.testing.assert_array_equal(enhance_image(model, image, tile=tile, precision="fp32"), whole_float_first)
 
 
 def test_progress_reaches_its_total_once_per_op_and_state_pass():

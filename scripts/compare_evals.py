@@ -1,6 +1,6 @@
 """Two `enhance eval --report X.json` reports of the same images, compared image by image.
 
-    python scripts/compare_evals.py baseline.json candidate.json [--without STEM,STEM,...]
+    python scripts/compare_evals.py baseline.json candidate.json [--without STEM,STEM,...] [--by-input-level DATA]
 
 A mean over 30 images moves by a few tenths of a dB from run to run, so a candidate's lead on
 the means says little by itself. For each figure this prints both means, on how many images the
@@ -9,13 +9,21 @@ standard error (the per-image differences' standard deviation over sqrt(n)): a l
 standard errors or more is unlikely to be chance on these images. `--without` leaves images out,
 e.g. the validation pairs whose ground truth is also a training pair's (scripts/exposure_spread.py
 lists them), to see what a candidate does on scenes it has never seen.
+
+`--by-input-level DATA` splits the images in two by how far their dark input's brightness
+(log2 of its mean, from DATA/low) lies from the median of them all: the half nearest that
+typical level and the half furthest from it. LOL's own inputs spread over about three stops, so
+this tests a model made for other exposures on real photos of other darkness, not synthetic ones.
 """
 
 import argparse
 import json
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
+
+from enhance.imageio import convert_pixels, read_image
 
 FIGURES = [("psnr", "PSNR (dB)"), ("ssim", "SSIM"), ("psnr_gt_mean", "GT-mean PSNR (dB)"),
            ("ssim_gt_mean", "GT-mean SSIM"), ("exposure_error", "exposure error (stops, lower is better)")]
@@ -27,13 +35,21 @@ def per_image(report: dict, key: str) -> dict[str, float]:
     return {row["name"]: row[key] for row in report["images"]}
 
 
-def main(baseline_path: str, candidate_path: str, without: set[str]) -> None:
-    baseline, candidate = (json.loads(Path(path).read_text()) for path in (baseline_path, candidate_path))
+def input_levels(data: Path, names: list[str]) -> dict[str, float]:
+    """log2 of the mean of each image's dark input, DATA/low/<name>.<any extension>, in 0..1."""
+    levels = {}
+    for name in names:
+        found = sorted((data / "low").glob(f"{name}.*"))
+        if not found:
+            raise SystemExit(f"compare_evals: no input for image {name} in {data / 'low'}")
+        pixels = convert_pixels(read_image(found[0]).pixels, np.float32)
+        levels[name] = float(np.log2(max(pixels.mean(), 1e-6)))
+    return levels
+
+
+def print_comparison(baseline: dict, candidate: dict, names: list[str]) -> None:
     for key, label in FIGURES:
         base, cand = per_image(baseline, key), per_image(candidate, key)
-        if set(base) != set(cand):
-            raise SystemExit(f"compare_evals: the reports cover different images ({len(base)} and {len(cand)})")
-        names = sorted(set(base) - without)
         diff = np.array([cand[n] - base[n] for n in names])
         better = np.count_nonzero(diff < 0 if key == "exposure_error" else diff > 0)
         stderr = diff.std(ddof=1) / np.sqrt(diff.size)
@@ -42,10 +58,32 @@ def main(baseline_path: str, candidate_path: str, without: set[str]) -> None:
               f"   mean {diff.mean():+.4f} ± {stderr:.4f}")
 
 
+def main(baseline_path: str, candidate_path: str, without: set[str], data: Optional[str] = None) -> None:
+    baseline, candidate = (json.loads(Path(path).read_text()) for path in (baseline_path, candidate_path))
+    base, cand = per_image(baseline, "psnr"), per_image(candidate, "psnr")
+    if set(base) != set(cand):
+        raise SystemExit(f"compare_evals: the reports cover different images ({len(base)} and {len(cand)})")
+    names = sorted(set(base) - without)
+    if data is None:
+        print_comparison(baseline, candidate, names)
+        return
+    levels = input_levels(Path(data), names)
+    typical = float(np.median(list(levels.values())))
+    by_distance = sorted(names, key=lambda n: abs(levels[n] - typical))
+    halves = (("nearest", by_distance[:len(names) // 2]), ("furthest from", by_distance[len(names) // 2:]))
+    for i, (where, group) in enumerate(halves):
+        offsets = [levels[n] - typical for n in group]
+        print(("\n" if i else "") + f"{len(group)} images whose input is {where} the median level "
+              f"(2^{typical:.2f}): {min(offsets):+.2f} to {max(offsets):+.2f} stops from it")
+        print_comparison(baseline, candidate, group)
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("baseline", help="report of `enhance eval --report X.json`")
     parser.add_argument("candidate", help="report of the same images")
     parser.add_argument("--without", default="", metavar="STEMS", help="comma-separated images to leave out")
+    parser.add_argument("--by-input-level", metavar="DATA",
+                        help="dataset folder (DATA/low): compare the images whose input is nearest the median level and those furthest from it apart")
     args = parser.parse_args()
-    main(args.baseline, args.candidate, {stem for stem in args.without.split(",") if stem})
+    main(args.baseline, args.candidate, {stem for stem in args.without.split(",") if stem}, args.by_input_level)

@@ -45,3 +45,28 @@ def test_reports_of_different_images_are_refused(tmp_path):
     cand = report(tmp_path / "b.json", [20.0], [0.0])
     result = compare(base, cand)
     assert result.returncode == 1 and "cover different images" in result.stderr
+
+
+def test_by_input_level_compares_the_typical_and_the_unusual_inputs_apart(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    (tmp_path / "low").mkdir()
+    # Inputs 0, 1, 2 lie near log2 level -4; 3 is two stops brighter, +1.96 from the median of the four.
+    for name, level in zip("0123", [1 / 16, 1 / 16, 1 / 15, 1 / 4]):
+        Image.fromarray(np.full((8, 8, 3), round(level * 255), np.uint8)).save(tmp_path / "low" / f"{name}.png")
+    base = report(tmp_path / "a.json", [20.0, 20.0, 20.0, 20.0], [0.0] * 4)
+    cand = report(tmp_path / "b.json", [21.0, 20.0, 19.0, 25.0], [0.0] * 4)
+    result = compare(base, cand, "--by-input-level", tmp_path)
+    assert result.returncode == 0, result.stderr
+    near, far = result.stdout.split("\n\n")
+    assert near.startswith("2 images whose input is nearest") and "better on   1 of 2" in near
+    assert far.startswith("2 images whose input is furthest") and "to +1.96 stops" in far.splitlines()[0]
+    assert "20.0000 ->  22.0000" in far  # images 2 (19 dB) and 3 (25 dB): the furthest two
+
+
+def test_by_input_level_names_an_image_without_an_input(tmp_path):
+    (tmp_path / "low").mkdir()
+    base = report(tmp_path / "a.json", [20.0, 21.0], [0.0, 0.0])
+    result = compare(base, base, "--by-input-level", tmp_path)
+    assert result.returncode == 1 and "no input for image 0" in result.stderr

@@ -42,12 +42,14 @@ class UsageError(Exception):
     """A problem with the command line itself (not with one photo)."""
 
 
-def collect_inputs(inputs: list[str], recursive: bool,
-                   not_images: Optional[list[Path]] = None) -> list[tuple[Path, Path]]:
+def collect_inputs(inputs: list[str], recursive: bool, not_images: Optional[list[Path]] = None,
+                   output_folder: Optional[Path] = None) -> list[tuple[Path, Path]]:
     """(file, path relative to its input root) for every image named by files, folders or globs.
 
     Files that folders and globs hold but whose names are not images' (sidecars, notes) are left
     out, and appended to `not_images` when it is given, so that the caller can say so.
+    A recursive walk of a folder that holds `output_folder` leaves that subfolder out: what an
+    earlier run wrote there is output, not input (`-r shots/ -o shots/enhanced` can be rerun).
     """
     found: list[tuple[Path, Path]] = []
     for spec in inputs:
@@ -55,6 +57,8 @@ def collect_inputs(inputs: list[str], recursive: bool,
         if path.is_dir():
             pattern = "**/*" if recursive else "*"
             files = [(f, f.relative_to(path)) for f in sorted(path.glob(pattern)) if f.is_file()]
+            if recursive and output_folder is not None and _is_below(output_folder, path):
+                files = [(f, relative) for f, relative in files if not _is_below(f, output_folder)]
         elif path.is_file():
             found.append((path, Path(path.name)))  # named explicitly: tried even with an odd suffix
             continue
@@ -72,6 +76,12 @@ def collect_inputs(inputs: list[str], recursive: bool,
 def _file_key(path: Path) -> str:
     """One spelling per file: absolute, links resolved, case folded where the file system ignores case."""
     return os.path.normcase(str(path.resolve()))
+
+
+def _is_below(path: Path, folder: Path) -> bool:
+    """Whether `path` lies inside `folder`, in one of its subfolders at any depth (not `folder` itself)."""
+    key, folder_key = _file_key(path), _file_key(folder)
+    return key != folder_key and key.startswith(folder_key.rstrip(os.sep) + os.sep)
 
 
 def plan_jobs(inputs: list[tuple[Path, Path]], out_dir: Path, suffix: str, ext: str,
@@ -178,7 +188,7 @@ def main(args) -> int:
         exposure = _parse_exposure(args.exposure)
         jpeg_quality = _parse_jpeg_quality(args.jpeg_quality)
         not_images: list[Path] = []
-        inputs = collect_inputs(args.inputs, args.recursive, not_images)
+        inputs = collect_inputs(args.inputs, args.recursive, not_images, output_folder=args.output)
         jobs, plan_errors = plan_jobs(inputs, args.output.resolve(), args.suffix, args.ext, args.recursive)
         input_dirs = {src.resolve().parent for src, _ in inputs}
         if not args.allow_input_folder and any(job.destination.parent in input_dirs for job in jobs):

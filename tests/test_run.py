@@ -104,6 +104,19 @@ def test_never_writes_into_an_input_folder_unless_asked(photos, weights, capsys)
     assert (photos / "a_bright.jpg").is_file()
 
 
+def test_an_output_folder_inside_a_recursive_input_is_not_walked_again(photos, weights, capsys):
+    (photos / "broken.png").unlink()
+    out = photos / "enhanced"
+    assert run(photos, "-r", "-o", out, "--weights", weights, "--tile", "0") == 0
+    written = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
+    assert written == ["a.jpg", "b.png", "sub/c.png"]
+    capsys.readouterr()
+    # The rerun resumes: it sees the three photos again, not their outputs as new inputs.
+    assert run(photos, "-r", "-o", out, "--weights", weights, "--tile", "0", "--skip-existing") == 0
+    assert "done 0, skipped 3, failed 0" in capsys.readouterr().out
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()) == written
+
+
 def test_an_output_never_replaces_an_input_photo_even_with_overwrite(photos, weights, capsys):
     (photos / "broken.png").unlink()
     Image.fromarray(dark_rgb(24, 32, 5)).save(photos / "a.png")  # a.jpg --ext png would land on it

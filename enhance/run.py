@@ -80,8 +80,7 @@ def _file_key(path: Path) -> str:
 
 def _is_below(path: Path, folder: Path) -> bool:
     """Whether `path` lies inside `folder`, in one of its subfolders at any depth (not `folder` itself)."""
-    key, folder_key = _file_key(path), _file_key(folder)
-    return key != folder_key and key.startswith(folder_key.rstrip(os.sep) + os.sep)
+    return _file_key(path).startswith(_file_key(folder).rstrip(os.sep) + os.sep)
 
 
 def plan_jobs(inputs: list[tuple[Path, Path]], out_dir: Path, suffix: str, ext: str,

@@ -45,7 +45,7 @@ def precision_context(device_type: str, dtype: Optional[torch.dtype]):
 # The integer pixel types a photo may come as, with the value of white. torch.uint16 exists
 # from PyTorch 2.3 on.
 _UINT16 = getattr(torch, "uint16", None)
-INTEGER_WHITES = {torch.uint8: 255.0, **({_UINT16: 65535.0} if _UINT16 is not None else {})}
+_INTEGER_WHITES = {torch.uint8: 255.0, **({_UINT16: 65535.0} if _UINT16 is not None else {})}
 
 
 def to_unit_float(pixels: torch.Tensor) -> torch.Tensor:
@@ -55,7 +55,7 @@ def to_unit_float(pixels: torch.Tensor) -> torch.Tensor:
     """
     if pixels.is_floating_point():
         return pixels
-    return pixels.float() / INTEGER_WHITES[pixels.dtype]
+    return pixels.float() / _INTEGER_WHITES[pixels.dtype]
 
 
 def _pad_replicate(image: torch.Tensor, pad_h: int, pad_w: int) -> torch.Tensor:

@@ -84,6 +84,7 @@ if __name__ == "__main__":
     parser.add_argument("candidate", help="report of the same images")
     parser.add_argument("--without", default="", metavar="STEMS", help="comma-separated images to leave out")
     parser.add_argument("--by-input-level", metavar="DATA",
-                        help="dataset folder (DATA/low): compare the images whose input is nearest the median level and those furthest from it apart")
+                        help="dataset folder (DATA/low): compare apart the images whose input is nearest "
+                             "the median level and those furthest from it")
     args = parser.parse_args()
     main(args.baseline, args.candidate, {stem for stem in args.without.split(",") if stem}, args.by_input_level)

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from enhance.inference import CPU_TILE, auto_tile_size, enhance_image, enhance_tensor, from_tensor, photo_tensor, to_tensor
+from enhance.inference import (CPU_TILE, auto_tile_size, enhance_image, enhance_tensor, from_tensor, photo_tensor,
+                               to_tensor)
 from enhance.models import create_model
 from enhance.tiling import DiskMap, count_ops, run_tiled, tile_grid
 from enhance.weights import UntrainedModelError, load_model

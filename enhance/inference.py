@@ -109,38 +109,36 @@ def _is_out_of_memory(err: BaseException) -> bool:
         isinstance(err, RuntimeError) and ("out of memory" in str(err) or "can't allocate memory" in str(err)))
 
 
-def to_tensor(image: np.ndarray) -> torch.Tensor:
-    """H x W x 3 uint8 / uint16 / float in [0, 1] -> (1, 3, H, W) float32 in [0, 1]."""
+def photo_tensor(image: np.ndarray) -> torch.Tensor:
+    """H x W x 3 uint8 / uint16 / float in [0, 1] -> (1, 3, H, W), integers left as they are.
+
+    uint8 (and uint16, where PyTorch has it) stay integers, so that the tiled pass can convert
+    them a window at a time (to_unit_float); other photos become float32 in [0, 1].
+    """
     if image.ndim != 3 or image.shape[2] != 3:
         raise ValueError(f"expected an H x W x 3 RGB array, got shape {image.shape}")
-    if image.dtype in (np.uint8, np.uint16):
-        scaled = convert_pixels(image, np.float32)
+    if image.dtype == np.uint8 or (image.dtype == np.uint16 and hasattr(torch, "uint16")):
+        pixels = image
+    elif image.dtype == np.uint16:
+        pixels = convert_pixels(image, np.float32)
     elif np.issubdtype(image.dtype, np.floating):
-        scaled = image.astype(np.float32)
-        low, high = (scaled.min(), scaled.max()) if scaled.size else (0.0, 0.0)
+        pixels = image.astype(np.float32)
+        low, high = (pixels.min(), pixels.max()) if pixels.size else (0.0, 0.0)
         if np.isnan(low) or np.isnan(high):  # min/max are NaN when any value is: the slow path
-            np.nan_to_num(scaled, copy=False)
-            low, high = scaled.min(), scaled.max()
+            np.nan_to_num(pixels, copy=False)
+            low, high = pixels.min(), pixels.max()
         if low < 0 or high > 1:
             raise ValueError("float images must hold values in [0, 1]")
     else:
         raise ValueError(f"unsupported image dtype {image.dtype}; use uint8, uint16 or float in [0, 1]")
     # H x W x 3 memory is already the channels_last layout that the CPU's convolutions prefer: a
     # permuted view, not a copy (a 12-MP photo in float32 is 144 MB).
-    return torch.from_numpy(np.ascontiguousarray(scaled)).permute(2, 0, 1).unsqueeze(0)
+    return torch.from_numpy(np.ascontiguousarray(pixels)).permute(2, 0, 1).unsqueeze(0)
 
 
-def photo_tensor(image: np.ndarray) -> torch.Tensor:
-    """H x W x 3 uint8 / uint16 / float in [0, 1] -> (1, 3, H, W), integers left as they are.
-
-    uint8 (and uint16, where PyTorch has it) become a view of `image`, not a copy: the tiled
-    pass converts them to float a window at a time. Other photos become float32 (to_tensor).
-    """
-    if image.dtype == np.uint8 or (image.dtype == np.uint16 and hasattr(torch, "uint16")):
-        if image.ndim != 3 or image.shape[2] != 3:
-            raise ValueError(f"expected an H x W x 3 RGB array, got shape {image.shape}")
-        return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).unsqueeze(0)
-    return to_tensor(image)
+def to_tensor(image: np.ndarray) -> torch.Tensor:
+    """H x W x 3 uint8 / uint16 / float in [0, 1] -> (1, 3, H, W) float32 in [0, 1]."""
+    return to_unit_float(photo_tensor(image))
 
 
 # Rows converted at a time by from_tensor: a whole-photo float32 copy of a 12-MP result is 144 MB.

@@ -18,7 +18,7 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 import torch
 from tqdm import tqdm
@@ -57,8 +57,9 @@ def collect_inputs(inputs: list[str], recursive: bool, not_images: Optional[list
         if path.is_dir():
             pattern = "**/*" if recursive else "*"
             files = [(f, f.relative_to(path)) for f in sorted(path.glob(pattern)) if f.is_file()]
-            if recursive and output_folder is not None and _is_below(output_folder, path):
-                files = [(f, relative) for f, relative in files if not _is_below(f, output_folder)]
+            if recursive and output_folder is not None and _inside(path)(output_folder):
+                in_output = _inside(output_folder)
+                files = [(f, relative) for f, relative in files if not in_output(f)]
         elif path.is_file():
             found.append((path, Path(path.name)))  # named explicitly: tried even with an odd suffix
             continue
@@ -78,9 +79,10 @@ def _file_key(path: Path) -> str:
     return os.path.normcase(str(path.resolve()))
 
 
-def _is_below(path: Path, folder: Path) -> bool:
-    """Whether `path` lies inside `folder`, in one of its subfolders at any depth (not `folder` itself)."""
-    return _file_key(path).startswith(_file_key(folder).rstrip(os.sep) + os.sep)
+def _inside(folder: Path) -> Callable[[Path], bool]:
+    """A test of whether a path lies inside `folder`, at any depth (`folder` itself is not inside)."""
+    prefix = _file_key(folder).rstrip(os.sep) + os.sep  # once, not once per file tested
+    return lambda path: _file_key(path).startswith(prefix)
 
 
 def plan_jobs(inputs: list[tuple[Path, Path]], out_dir: Path, suffix: str, ext: str,

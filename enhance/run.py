@@ -12,6 +12,7 @@ half-written file; existing files are never replaced without --overwrite. Under
 from __future__ import annotations
 
 import glob
+import itertools
 import os
 import sys
 import time
@@ -48,8 +49,9 @@ def collect_inputs(inputs: list[str], recursive: bool, not_images: Optional[list
 
     Files that folders and globs hold but whose names are not images' (sidecars, notes) are left
     out, and appended to `not_images` when it is given, so that the caller can say so.
-    A recursive walk of a folder that holds `output_folder` leaves that subfolder out: what an
-    earlier run wrote there is output, not input (`-r shots/ -o shots/enhanced` can be rerun).
+    A folder or glob whose walk reaches into `output_folder` leaves that folder out: what an
+    earlier run wrote there is output, not input, so `-r shots/ -o shots/enhanced` and
+    `"shots/**/*.jpg" -o shots/enhanced` can be rerun.
     """
     found: list[tuple[Path, Path]] = []
     for spec in inputs:
@@ -57,9 +59,7 @@ def collect_inputs(inputs: list[str], recursive: bool, not_images: Optional[list
         if path.is_dir():
             pattern = "**/*" if recursive else "*"
             files = [(f, f.relative_to(path)) for f in sorted(path.glob(pattern)) if f.is_file()]
-            if recursive and output_folder is not None and _inside(path)(output_folder):
-                in_output = _inside(output_folder)
-                files = [(f, relative) for f, relative in files if not in_output(f)]
+            root = path
         elif path.is_file():
             found.append((path, Path(path.name)))  # named explicitly: tried even with an odd suffix
             continue
@@ -68,10 +68,21 @@ def collect_inputs(inputs: list[str], recursive: bool, not_images: Optional[list
             if not matches:
                 raise UsageError(f"{spec}: no such file, folder or matching glob")
             files = [(m, Path(m.name)) for m in matches if m.is_file()]
+            root = _glob_root(spec)
+        if output_folder is not None and _inside(root)(output_folder):
+            in_output = _inside(output_folder)
+            files = [(f, relative) for f, relative in files if not in_output(f)]
         found += [(f, relative) for f, relative in files if is_image_path(f)]
         if not_images is not None:
             not_images += [f for f, _ in files if not is_image_path(f) and not f.name.startswith(".")]
     return found
+
+
+def _glob_root(pattern: str) -> Path:
+    """The folder a glob starts from: its leading components that hold no wildcard."""
+    parts = Path(pattern).parts
+    literal = list(itertools.takewhile(lambda part: not any(c in part for c in "*?["), parts))
+    return Path(*literal) if literal else Path(".")
 
 
 def _file_key(path: Path) -> str:

@@ -13,6 +13,7 @@ from enhance.cli import main
 from enhance.imageio import read_image
 from enhance.inference import enhance_image
 from enhance.models import create_model
+from enhance.run import _glob_root, collect_inputs
 from enhance.weights import load_model, save_weights
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -115,6 +116,24 @@ def test_an_output_folder_inside_a_recursive_input_is_not_walked_again(photos, w
     assert run(photos, "-r", "-o", out, "--weights", weights, "--tile", "0", "--skip-existing") == 0
     assert "done 0, skipped 3, failed 0" in capsys.readouterr().out
     assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()) == written
+
+
+def test_an_output_folder_inside_a_recursive_glob_is_not_matched_again(photos, weights, capsys):
+    out = photos / "enhanced"
+    pattern = str(photos / "**" / "*.png")
+    assert run(pattern, "-r", "-o", out, "--weights", weights, "--tile", "0") == 1  # broken.png fails
+    assert sorted(p.name for p in out.iterdir()) == ["b.png", "c.png"]  # a glob's outputs are flat
+    capsys.readouterr()
+    assert run(pattern, "-r", "-o", out, "--weights", weights, "--tile", "0", "--skip-existing") == 1
+    assert "done 0, skipped 2, failed 1" in capsys.readouterr().out
+    # A glob that names the output folder itself is taken at its word.
+    assert [f.name for f, _ in collect_inputs([str(out / "*.png")], False, output_folder=out)] == ["b.png", "c.png"]
+
+
+def test_a_glob_root_is_its_leading_components_without_wildcards():
+    assert _glob_root("shots/**/*.jpg") == Path("shots")
+    assert _glob_root("/data/day[12]/raw/*.tif") == Path("/data")
+    assert _glob_root("*.png") == Path(".")
 
 
 def test_an_output_never_replaces_an_input_photo_even_with_overwrite(photos, weights, capsys):

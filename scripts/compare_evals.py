@@ -10,9 +10,9 @@ standard errors or more is unlikely to be chance on these images. `--without` le
 e.g. the validation pairs whose ground truth is also a training pair's (scripts/exposure_spread.py
 lists them), to see what a candidate does on scenes it has never seen.
 
-`--by-input-level DATA` splits the images in two by how far their dark input's brightness
-(log2 of its mean, from DATA/low) lies from the median of them all: the half nearest that
-typical level and the half furthest from it. LOL's own inputs spread over about three stops, so
+`--by-input-level DATA` splits the images in two by how far their dark input's brightness (log2
+of its mean; DATA is the dataset folder, read as `enhance eval --data` reads it) lies from the
+median of them all: the half nearest that typical level and the half furthest from it. LOL's own inputs spread over about three stops, so
 this tests a model made for other exposures on real photos of other darkness, not synthetic ones.
 """
 
@@ -24,6 +24,7 @@ from typing import Optional
 import numpy as np
 
 from enhance.imageio import convert_pixels, read_image
+from enhance.pairs import PairError, find_pairs
 
 FIGURES = [("psnr", "PSNR (dB)"), ("ssim", "SSIM"), ("psnr_gt_mean", "GT-mean PSNR (dB)"),
            ("ssim_gt_mean", "GT-mean SSIM"), ("exposure_error", "exposure error (stops, lower is better)")]
@@ -36,15 +37,15 @@ def per_image(report: dict, key: str) -> dict[str, float]:
 
 
 def input_levels(data: Path, names: list[str]) -> dict[str, float]:
-    """log2 of the mean of each image's dark input, DATA/low/<name>.<any extension>, in 0..1."""
-    levels = {}
-    for name in names:
-        found = sorted((data / "low").glob(f"{name}.*"))
-        if not found:
-            raise SystemExit(f"compare_evals: no input for image {name} in {data / 'low'}")
-        pixels = convert_pixels(read_image(found[0]).pixels, np.float32)
-        levels[name] = float(np.log2(max(pixels.mean(), 1e-6)))
-    return levels
+    """log2 of the mean of each image's dark input in 0..1, found as `enhance eval` finds it."""
+    try:
+        pair_set = find_pairs(data, stems=names)
+    except PairError as err:
+        raise SystemExit(f"compare_evals: {err}")
+    if pair_set.missing_stems:
+        raise SystemExit(f"compare_evals: no input for image {pair_set.missing_stems[0]} in {data}")
+    return {pair.stem: float(np.log2(max(convert_pixels(read_image(pair.low).pixels, np.float32).mean(), 1e-6)))
+            for pair in pair_set.pairs}
 
 
 def print_comparison(baseline: dict, candidate: dict, names: list[str]) -> None:
@@ -84,7 +85,7 @@ if __name__ == "__main__":
     parser.add_argument("candidate", help="report of the same images")
     parser.add_argument("--without", default="", metavar="STEMS", help="comma-separated images to leave out")
     parser.add_argument("--by-input-level", metavar="DATA",
-                        help="dataset folder (DATA/low): compare apart the images whose input is nearest "
-                             "the median level and those furthest from it")
+                        help="dataset folder, as for `enhance eval --data`: compare apart the images whose "
+                             "input is nearest the median level and those furthest from it")
     args = parser.parse_args()
     main(args.baseline, args.candidate, {stem for stem in args.without.split(",") if stem}, args.by_input_level)

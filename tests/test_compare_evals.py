@@ -52,9 +52,11 @@ def test_by_input_level_compares_the_typical_and_the_unusual_inputs_apart(tmp_pa
     from PIL import Image
 
     (tmp_path / "low").mkdir()
+    (tmp_path / "high").mkdir()
     # Inputs 0, 1, 2 lie near log2 level -4; 3 is two stops brighter, +1.96 from the median of the four.
     for name, level in zip("0123", [1 / 16, 1 / 16, 1 / 15, 1 / 4]):
         Image.fromarray(np.full((8, 8, 3), round(level * 255), np.uint8)).save(tmp_path / "low" / f"{name}.png")
+        Image.fromarray(np.full((8, 8, 3), 128, np.uint8)).save(tmp_path / "high" / f"{name}.png")
     base = report(tmp_path / "a.json", [20.0, 20.0, 20.0, 20.0], [0.0] * 4)
     cand = report(tmp_path / "b.json", [21.0, 20.0, 19.0, 25.0], [0.0] * 4)
     result = compare(base, cand, "--by-input-level", tmp_path)
@@ -66,7 +68,12 @@ def test_by_input_level_compares_the_typical_and_the_unusual_inputs_apart(tmp_pa
 
 
 def test_by_input_level_names_an_image_without_an_input(tmp_path):
-    (tmp_path / "low").mkdir()
+    import numpy as np
+    from PIL import Image
+
+    for folder in ("low", "high"):  # a pair for image 1 only
+        (tmp_path / folder).mkdir()
+        Image.fromarray(np.full((8, 8, 3), 40, np.uint8)).save(tmp_path / folder / "1.png")
     base = report(tmp_path / "a.json", [20.0, 21.0], [0.0, 0.0])
     result = compare(base, base, "--by-input-level", tmp_path)
     assert result.returncode == 1 and "no input for image 0" in result.stderr

@@ -12,8 +12,9 @@ The protocol, so that a figure always means the same thing (see enhance/metrics.
   truth. A 16-bit ground truth is first rounded to 8 bits (round(v * 255 / 65535)), since that
   is what the benchmarks' 8-bit files hold. The means are plain averages over images.
 - `--gt-mean` also reports the "GT-mean" figures (output brightness rescaled to the ground
-  truth's before scoring, on the quantised output). They are printed and stored in their own
-  columns / keys, never mixed with the plain figures.
+  truth's before scoring, on the quantised output, which is not rounded again once scaled, as
+  in HVI-CIDNet's measure.py). They are printed and stored in their own columns / keys, never
+  mixed with the plain figures.
 - Default precision is fp32 (not "auto"), so a figure does not depend on whether the machine
   happens to have bf16 instructions; default tile is 0 (whole image: LOL images are 600x400).
 - `--tta` is the 8-way flip/rotate self-ensemble (4 rotations x optional horizontal flip); the
@@ -133,7 +134,8 @@ def _protocol(gt_mean: bool, tta: bool, precision: str, tile: int, no_reference:
                  "vs 8-bit ground truth (16-bit rounded to 8)",
                  "mean over images"]
         if gt_mean:
-            parts.append("GT-mean figures separately: output scaled to the ground truth's mean gray level")
+            parts.append("GT-mean figures separately: the 8-bit output scaled to the ground truth's mean gray "
+                         "level, not rounded again (HVI-CIDNet's measure.py)")
     parts.append(precision)
     parts.append("whole images" if tile == 0 else f"tiles of {tile} px")
     if tta:

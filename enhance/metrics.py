@@ -179,27 +179,33 @@ def gt_mean_align(output01: np.ndarray, target01: np.ndarray) -> np.ndarray:
 def psnr_gt_mean(output01: np.ndarray, target01: np.ndarray) -> float:
     """PSNR (dB, 8-bit range) after :func:`gt_mean_align`.
 
-    The aligned output is quantised to 8 bits as if saved, like the plain protocol, and compared
-    with the 8-bit target at ``data_range=255``. Accepts uint8 or float [0, 1] images.
+    As in HVI-CIDNet's ``measure.py``, the aligned output is scored as it comes, on the 0-255
+    scale but not rounded to 8 bits again, against the 8-bit target at ``data_range=255``.
+    Accepts uint8 or float [0, 1] images; a float target is quantised as if saved.
 
-    >>> target = np.full((4, 4, 3), 0.6)
-    >>> psnr_gt_mean(0.5 * target, target)   # only the brightness differed
-    inf
+    >>> target = np.full((4, 4, 3), 150, dtype=np.uint8)
+    >>> psnr_gt_mean(target // 2, target) > 100   # only the brightness differed
+    True
     """
-    aligned = gt_mean_align(output01, target01)
-    return psnr(quantize_8bit(aligned), quantize_8bit(_to_float01(target01)), data_range=255.0)
+    aligned, target8 = _gt_mean_pair(output01, target01)
+    return psnr(aligned, target8, data_range=255.0)
 
 
 def ssim_gt_mean(output01: np.ndarray, target01: np.ndarray) -> float:
-    """SSIM (8-bit range) after :func:`gt_mean_align`, quantised as in :func:`psnr_gt_mean`.
+    """SSIM (8-bit range) after :func:`gt_mean_align`, scored as in :func:`psnr_gt_mean`.
 
     >>> rng = np.random.default_rng(1)
     >>> target = rng.random((16, 16, 3)) * 0.8
     >>> round(ssim_gt_mean(0.5 * target, target), 2)
     1.0
     """
-    aligned = gt_mean_align(output01, target01)
-    return ssim(quantize_8bit(aligned), quantize_8bit(_to_float01(target01)), data_range=255.0)
+    aligned, target8 = _gt_mean_pair(output01, target01)
+    return ssim(aligned, target8, data_range=255.0)
+
+
+def _gt_mean_pair(output01: np.ndarray, target01: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The aligned output on the 0-255 scale (float, unrounded) and the 8-bit target."""
+    return 255.0 * gt_mean_align(output01, target01), quantize_8bit(_to_float01(target01))
 
 
 def mean_brightness(img01: np.ndarray) -> float:

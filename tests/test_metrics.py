@@ -139,8 +139,21 @@ def test_gt_mean_half_brightness_becomes_target(rng):
     target = rng.random((20, 24, 3)) * 0.9
     aligned = gt_mean_align(0.5 * target, target)
     assert np.allclose(aligned, target)
-    assert psnr_gt_mean(0.5 * target, target) == math.inf
-    assert ssim_gt_mean(0.5 * target, target) == pytest.approx(1.0)
+    target8 = 2 * rng.integers(0, 128, size=(20, 24, 3), dtype=np.uint8)
+    assert psnr_gt_mean(target8 // 2, target8) > 200  # float rounding only
+    assert ssim_gt_mean(target8 // 2, target8) == pytest.approx(1.0)
+
+
+def test_gt_mean_scores_the_aligned_output_unrounded_as_hvi_cidnet_does(rng):
+    """measure.py scores np.clip(im1 * ratio, 0, 255) as a float array: no second rounding."""
+    target = rng.integers(0, 256, size=(24, 24, 3), dtype=np.uint8)
+    output = (target * 0.37 + rng.integers(0, 9, size=target.shape)).astype(np.uint8)
+    gray = lambda img: (img.astype(np.float64) @ [0.299, 0.587, 0.114]).mean()
+    aligned = np.clip(output * (gray(target) / gray(output)), 0, 255)
+    assert not np.array_equal(aligned, np.round(aligned))  # so a second rounding would show
+    mse = np.mean((aligned - target) ** 2)
+    assert psnr_gt_mean(output, target) == pytest.approx(10 * np.log10(255**2 / mse), abs=1e-9)
+    assert ssim_gt_mean(output, target) == pytest.approx(ssim(aligned, target, data_range=255.0), abs=1e-12)
 
 
 def test_gt_mean_matches_hvi_cidnet_formula(rng):

@@ -26,11 +26,17 @@ Decisions
   example caching, which Gradio runs outside the queue.
 * Files: each request writes its result in a scratch folder under the app's work dir, hands
   it to Gradio's cache (which serves the download and deletes it after DELETE_CACHE[1]
-  seconds), and removes the scratch folder before returning, whatever happened.
+  seconds), and removes the scratch folder before returning, whatever happened. The example
+  photos are static paths, served from where they lie: copies in the cache would be deleted
+  with everything else after an hour. After each request the empty temporary files that
+  gr.File leaves in the cache are removed.
 * The last photo and the network's output for it are kept, one of each for the whole server
-  (about 2 x 36 MB for a 12-MP JPEG). Pressing Enhance again with the same photo, model and
-  tile, after moving the strength or exposure slider, applies just those two to the kept
-  output: well under a second instead of another network pass.
+  (about 2 x 36 MB for a 12-MP JPEG). Pressing Enhance again with the same photo (the same
+  bytes, even uploaded again), model and tile, after moving the strength or exposure slider,
+  applies just those two to the kept output: well under a second instead of another network
+  pass.
+* What the download's format cannot hold (transparency in a JPEG, for a PNG named .jpg) is
+  said in the result text, as `enhance run` prints it.
 * Without trained weights the app refuses to start, unless --allow-untrained is given (for
   tests and demos): then it prints a warning and shows a banner on the page.
 """
@@ -40,6 +46,7 @@ from __future__ import annotations
 import argparse
 import atexit
 import dataclasses
+import hashlib
 import os
 import shutil
 import signal
@@ -58,8 +65,8 @@ import numpy as np
 import torch
 
 from .exposure import EXPOSURE_RANGE, check_stops, linear_to_srgb
-from .imageio import (SUPPORTED_EXTENSIONS, ImageReadError, ImageWriteError, Photo, convert_pixels, output_extension,
-                      read_image, write_image)
+from .imageio import (SUPPORTED_EXTENSIONS, ImageIOWarning, ImageReadError, ImageWriteError, Photo, convert_pixels,
+                      output_extension, read_image, write_image)
 from .inference import DEVICES, MIN_TILE, resolve_device
 from .models import DEFAULT_MODEL, MODELS, get_entry, list_models
 from .pipeline import enhance_photo, expose_photo
@@ -183,9 +190,13 @@ class EnhanceHandler:
         except ValueError as err:
             raise gr.Error(str(err), print_exception=False) from None
         started = time.perf_counter()
+        if not os.path.exists(photo_path):
+            # Gradio's cache deletes uploads after DELETE_CACHE[1] s; a page left open that long
+            # still names the old file.
+            raise gr.Error(f"{name}: this upload is no longer on the server (uploads are kept for "
+                           f"{DELETE_CACHE[1] // 60} minutes); upload the photo again", print_exception=False)
         try:
-            stat = os.stat(photo_path)
-            key = (photo_path, stat.st_size, stat.st_mtime_ns, model_name, tile_size)
+            key = (file_digest(photo_path), model_name, tile_size)
         except OSError:
             key = None  # let read_image say what is wrong with the file
         with self._last_lock:
@@ -199,15 +210,22 @@ class EnhanceHandler:
         progress(1.0, desc="Saving the result")
         out_name = Path(name).stem + "_enhanced" + output_extension(name, "same")
         with tempfile.TemporaryDirectory(dir=self.scratch_dir) as scratch:
+            target = Path(scratch) / out_name
             try:
-                written = write_image(Path(scratch) / out_name, result)
+                with warnings.catch_warnings(record=True) as caught:
+                    warnings.simplefilter("always", ImageIOWarning)
+                    written = write_image(target, result)
             except ImageWriteError as err:
                 raise gr.Error(f"{out_name}: {err.reason}") from None
+            # What the format could not hold (alpha in a JPEG), said with the download's name,
+            # not the server's scratch path.
+            write_notes = [str(w.message).replace(str(target), out_name) for w in caught
+                           if issubclass(w.category, ImageIOWarning)]
             download = self.publish(str(written))
         elapsed = time.perf_counter() - started
 
-        info = describe(photo, out_name, model_name, tile, strength, exposure, elapsed,
-                        untrained=model_name in self.models.untrained, reused=reused)
+        info = describe(photo, out_name, model_name, tile_label(tile_size), strength, exposure, elapsed,
+                        untrained=model_name in self.models.untrained, reused=reused, write_notes=write_notes)
         return (preview(photo), preview(result)), download, info
 
     def _run_network(self, photo_path: str, name: str, model_name: str, tile_size, progress, key) -> "_NetworkResult":
@@ -243,9 +261,18 @@ class EnhanceHandler:
 class _NetworkResult:
     """A photo as read and the network's output for it, kept for the next request."""
 
-    key: Optional[tuple]  # (upload path, size, modification time, model name, tile), None if unknown
+    key: Optional[tuple]  # (sha256 of the photo file, model name, tile), None if unknown
     photo: Photo
     enhanced: Photo  # exposure 0, strength 1
+
+
+def file_digest(path) -> str:
+    """sha256 of a file's bytes: the same photo uploaded again is known as the same photo."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def model_help(names: list[str]) -> str:
@@ -266,6 +293,11 @@ def parse_tile(tile) -> int | str:
         raise gr.Error(f"tile size must be 'auto', 0 (whole image) or at least {MIN_TILE} px; got {tile!r}",
                        print_exception=False)
     return side
+
+
+def tile_label(tile_size) -> str:
+    """The parsed tile choice as the result text names it."""
+    return {"auto": "auto", 0: "whole image"}.get(tile_size, f"{tile_size} px")
 
 
 def blend(original: Photo, enhanced: Photo, strength: float) -> Photo:
@@ -291,7 +323,7 @@ def preview(photo: Photo) -> np.ndarray:
 
 
 def describe(photo: Photo, out_name: str, model_name: str, tile, strength: float, exposure: float,
-             elapsed: float, untrained: bool, reused: bool = False) -> str:
+             elapsed: float, untrained: bool, reused: bool = False, write_notes: tuple[str, ...] = ()) -> str:
     """The Markdown shown under the result."""
     height, width = photo.pixels.shape[:2]
     depth = f"{photo.bit_depth}-bit" + (" float" if photo.bit_depth == 32 else "")
@@ -302,7 +334,7 @@ def describe(photo: Photo, out_name: str, model_name: str, tile, strength: float
              f"Download: `{out_name}` (full resolution, {depth})"]
     if untrained:
         lines.append(f"⚠️ `{model_name}` has no trained weights: this result comes from random weights.")
-    lines += [f"Note: {note}" for note in photo.notes]
+    lines += [f"Note: {note}" for note in [*photo.notes, *write_notes]]
     return "\n\n".join(lines)
 
 
@@ -408,6 +440,9 @@ def build_app(model: torch.nn.Module, model_name: str = DEFAULT_MODEL, *, untrai
         examples = example_photos(examples_dir or default_examples_dir())
     except (OSError, ImageWriteError):  # e.g. a read-only home folder
         examples = example_photos(work_dir / "examples")
+    # Served from where they are, not copied into Gradio's cache, whose hourly clean-up would
+    # delete the copies (Gradio 6.31 does not honour its own keep-in-cache mark for examples).
+    gr.set_static_paths([str(path) for path in examples])
 
     with gr.Blocks(title="saga-enhance", delete_cache=DELETE_CACHE) as demo:
         gr.Markdown("# saga-enhance\nLow-light photo enhancement. Drop a dark photo (or click to browse, "
@@ -442,7 +477,10 @@ def build_app(model: torch.nn.Module, model_name: str = DEFAULT_MODEL, *, untrai
         def enhance(photo_path, model_name, tile, strength, exposure, progress=gr.Progress()):
             """Enhance a dark photo. Returns the before/after previews (PNG), the full-resolution
             result in the photo's own format and bit depth, and a line with size and time."""
-            return handler(photo_path, model_name, tile, strength, exposure, progress)
+            try:
+                return handler(photo_path, model_name, tile, strength, exposure, progress)
+            finally:
+                remove_stray_temp_files(Path(photo.GRADIO_CACHE))
 
         controls = [photo, model_choice, tile, strength, exposure]
         button.click(enhance, controls, [slider, download, info], api_name="enhance")
@@ -456,6 +494,27 @@ def build_app(model: torch.nn.Module, model_name: str = DEFAULT_MODEL, *, untrai
     # uses every core for one photo, so running two at once only doubles the memory.
     demo.queue(default_concurrency_limit=1, max_size=QUEUE_SIZE)
     return demo
+
+
+def remove_stray_temp_files(cache_dir: Path, min_age: float = 600.0) -> None:
+    """Delete the empty `tmp*` files that gr.File leaves in Gradio's cache, one per request.
+
+    Gradio 6.31's File.preprocess opens tempfile.NamedTemporaryFile(delete=False) in the cache
+    folder and never writes, tracks or deletes it. An empty file of that name, untouched for
+    `min_age` seconds, holds nothing anyone can use.
+    """
+    cutoff = time.time() - min_age
+    try:
+        entries = list(os.scandir(cache_dir))
+    except OSError:
+        return
+    for entry in entries:
+        try:
+            if (entry.name.startswith("tmp") and entry.is_file(follow_symlinks=False)
+                    and entry.stat().st_size == 0 and entry.stat().st_mtime < cutoff):
+                os.unlink(entry.path)
+        except OSError:
+            pass  # gone already, or not ours to delete
 
 
 def launch(demo: gr.Blocks, host: str = "127.0.0.1", port: int = 7860, **options):

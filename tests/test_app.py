@@ -127,6 +127,13 @@ def test_bad_file_gives_a_one_line_error_with_the_reason(tmp_path, content, reas
     assert scratch_files(handler) == []
 
 
+def test_an_expired_upload_asks_for_the_photo_again(tmp_path):
+    with pytest.raises(gr.Error) as caught:
+        make_handler(square_root_net(), tmp_path)(str(tmp_path / "gone" / "holiday.png"))
+    message = caught.value.message
+    assert message.startswith("holiday.png: this upload is no longer on the server") and str(tmp_path) not in message
+
+
 def test_no_photo_asks_for_one(tmp_path):
     with pytest.raises(gr.Error, match="Upload a photo first"):
         make_handler(square_root_net(), tmp_path)(None)
@@ -186,8 +193,16 @@ def test_moving_strength_or_exposure_reuses_the_last_network_output(tmp_path):
     fresh = webapp.blend(photo, enhance_photo(model, photo, exposure=0.7), 0.5)  # the same, computed anew
     np.testing.assert_array_equal(read_image(download).pixels, fresh.pixels)
 
+    again = tmp_path / "upload-2" / "dark.png"  # the same photo uploaded again: another path, same bytes
+    again.parent.mkdir()
+    shutil.copy(source, again)
+    passes = model.passes
+    _, _, info = handler(str(again), strength=0.8)
+    assert model.passes == passes and "applied to the last result" in info
+
     model.passes = 0
-    handler(str(source), tile="0")  # another tile size runs the network again
+    _, _, info = handler(str(source), tile="0")  # another tile size runs the network again
+    assert "tile whole image" in info
     source.unlink()
     save_photo(source, dark_pixels(40, 56, seed=1))  # and so does a changed file
     _, download, _ = handler(str(source), tile="0")
@@ -234,6 +249,29 @@ def test_rgba_alpha_is_kept(tmp_path):
     result = read_image(download)
     np.testing.assert_array_equal(result.alpha, alpha)
     assert before.shape == after.shape == (32, 48, 4)  # the previews show the transparency too
+
+
+def test_what_the_download_format_cannot_hold_is_said_in_the_result_text(tmp_path):
+    handler = make_handler(square_root_net(), tmp_path)
+    alpha = np.tile(np.linspace(0, 255, 48).astype(np.uint8), (32, 1))
+    misnamed = save_photo(tmp_path / "cutout.png", dark_pixels(32, 48), alpha=alpha).rename(tmp_path / "cutout.jpg")
+
+    _, download, info = handler(str(misnamed))  # PNG bytes under a .jpg name: the download is a JPEG
+
+    assert read_image(download).alpha is None
+    assert "Note: cutout_enhanced.jpg: JPEG cannot store transparency; the alpha channel was dropped" in info
+    assert str(tmp_path) not in info
+
+
+def test_stray_empty_temp_files_of_gradio_are_removed(tmp_path):
+    old = time.time() - 3600
+    for name, content, mtime in (("tmpold", b"", old), ("tmpnew", b"", None), ("tmpfull", b"x", old),
+                                 ("photo.png", b"", old)):
+        (tmp_path / name).write_bytes(content)
+        if mtime:
+            os.utime(tmp_path / name, (mtime, mtime))
+    webapp.remove_stray_temp_files(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["photo.png", "tmpfull", "tmpnew"]
 
 
 def test_previews_of_large_photos_are_downscaled():
@@ -395,6 +433,22 @@ def test_client_gets_the_reason_for_a_bad_file(server, gradio_client, tmp_path):
 
     with pytest.raises(gradio_client.exceptions.AppError, match="notes.png: not an image file"):
         client.predict(gradio_client.handle_file(str(bad)), api_name="/enhance")
+
+
+def test_examples_outlive_the_cache_clean_up(tmp_path, monkeypatch):
+    """Gradio deletes cached files after DELETE_CACHE[1] s; the example photos must not go with them."""
+    monkeypatch.setattr(webapp, "DELETE_CACHE", (1, 1))
+    demo = webapp.build_app(square_root_net(), "saga-s", work_dir=tmp_path / "work", examples_dir=tmp_path / "examples")
+    port = free_port()
+    webapp.launch(demo, "127.0.0.1", port, prevent_thread_lock=True, quiet=True)
+    try:
+        time.sleep(3)  # two clean-ups, each deleting files older than a second
+        api = f"http://127.0.0.1:{port}/gradio_api/call/load_example"
+        event_id = httpx.post(api, json={"data": [0]}, timeout=30).json()["event_id"]
+        events = httpx.get(f"{api}/{event_id}", timeout=60).text
+    finally:
+        demo.close()
+    assert "event: complete" in events and "dim-room_enhanced.png" in events, events[:300]
 
 
 def test_uploads_are_limited_to_200_mb(server, gradio_client, tmp_path):

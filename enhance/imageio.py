@@ -13,8 +13,10 @@ format    read                    write
 PNG       8/16-bit, gray, RGB(A),  8/16-bit, gray, RGB(A), ICC + EXIF.
           palette, APNG            16-bit gray+alpha is written as 16-bit RGBA
                                    (OpenCV cannot encode 2-channel PNG).
-JPEG      8-bit gray/RGB/CMYK      8-bit gray/RGB, ICC + EXIF, quality (default 95).
-                                   Alpha is dropped, with a warning if it was not opaque.
+JPEG      8-bit gray/RGB/CMYK      8-bit gray/RGB, ICC + EXIF, quality (default 95), the
+                                   source JPEG's chroma subsampling (4:4:4, 4:2:2 or
+                                   4:2:0; Pillow's 4:2:0 otherwise). Alpha is dropped,
+                                   with a warning if it was not opaque.
 WebP      8-bit, alpha, animated   8-bit RGB(A) (no grayscale in WebP), ICC + EXIF,
                                    lossy quality (default 90) or lossless.
 TIFF      8/16-bit, 16/32/64-bit   8/16-bit (deflate) and 32-bit float (uncompressed),
@@ -68,7 +70,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import tifffile
-from PIL import Image, ImageCms, TiffImagePlugin, UnidentifiedImageError, features
+from PIL import Image, ImageCms, JpegImagePlugin, TiffImagePlugin, UnidentifiedImageError, features
 
 try:  # HEIC/HEIF decoding; optional so the rest still works without it
     import pillow_heif
@@ -148,6 +150,9 @@ class Photo:
     icc_profile: bytes | None
     exif: bytes | None          # with orientation reset to 1 (it was applied to pixels)
     notes: list[str] = field(default_factory=list)  # human-readable warnings
+    # A JPEG source's chroma subsampling as Pillow numbers it (0 = 4:4:4, 1 = 4:2:2, 2 = 4:2:0),
+    # kept when the result is written as JPEG: a 4:4:4 original should not lose colour detail.
+    jpeg_subsampling: int | None = None
 
     @property
     def megapixels(self) -> float:
@@ -244,6 +249,7 @@ def _read_with_pillow(path: Path, head: bytes, max_pixels: int) -> Photo:
             if not (png16 or deep_heif):
                 image.load()  # before reading metadata: a PNG may keep its EXIF after the pixels
             icc = image.info.get("icc_profile") or None
+            subsampling = JpegImagePlugin.get_sampling(image) if source_format == "JPEG" else -1
             # While the file is open: TIFF EXIF is read lazily from the file.
             exif, orientation = _exif_and_orientation(_exif_or_none(image, notes))
 
@@ -269,7 +275,9 @@ def _read_with_pillow(path: Path, head: bytes, max_pixels: int) -> Photo:
         except Exception as err:  # Pillow raises OSError, SyntaxError, ValueError, ... for bad data
             raise ImageReadError(path, f"truncated or corrupt image data ({err})") from None
 
-    return _make_photo(color, alpha, gray, source_format, icc, exif, orientation, notes)
+    photo = _make_photo(color, alpha, gray, source_format, icc, exif, orientation, notes)
+    photo.jpeg_subsampling = subsampling if subsampling in (0, 1, 2) else None  # -1: gray or unusual
+    return photo
 
 
 def _note_dropped_channels(count: int, notes: list[str]) -> None:
@@ -595,8 +603,8 @@ def write_image(path, photo: Photo, *, jpeg_quality: int = 95, webp_quality: int
                 _write_deep_tiff(file, path, pixels, alpha, icc, exif)
             else:
                 _save_with_pillow(file, fmt, pixels, alpha, icc, exif,
-                                  jpeg_quality=jpeg_quality, webp_quality=webp_quality,
-                                  webp_lossless=webp_lossless)
+                                  jpeg_quality=jpeg_quality, jpeg_subsampling=photo.jpeg_subsampling,
+                                  webp_quality=webp_quality, webp_lossless=webp_lossless)
             file.flush()
             os.fsync(file.fileno())  # data on disk before the rename makes it visible
         os.replace(temp, path)
@@ -717,7 +725,8 @@ def _exif_for_writing(exif: bytes | None) -> bytes | None:
         return None  # unparseable EXIF is dropped rather than copied blindly
 
 
-def _save_with_pillow(file, fmt, pixels, alpha, icc, exif, *, jpeg_quality, webp_quality, webp_lossless):
+def _save_with_pillow(file, fmt, pixels, alpha, icc, exif, *, jpeg_quality, jpeg_subsampling, webp_quality,
+                      webp_lossless):
     image = Image.fromarray(pixels)  # "L" or "RGB"
     if alpha is not None:
         image.putalpha(Image.fromarray(alpha))  # -> "LA" or "RGBA"
@@ -728,6 +737,8 @@ def _save_with_pillow(file, fmt, pixels, alpha, icc, exif, *, jpeg_quality, webp
         options["exif"] = exif
     if fmt == "JPEG":
         options["quality"] = jpeg_quality
+        if jpeg_subsampling is not None and pixels.ndim == 3:
+            options["subsampling"] = jpeg_subsampling
     elif fmt == "WEBP":
         # exact: keep the colour under fully transparent pixels, as alpha passes through untouched
         options.update(quality=webp_quality, lossless=webp_lossless, exact=True)

@@ -124,6 +124,19 @@ def test_jpeg_quality_option(tmp_path):
     assert small.stat().st_size < large.stat().st_size
 
 
+@pytest.mark.parametrize("subsampling", [0, 1, 2], ids=["4:4:4", "4:2:2", "4:2:0"])
+def test_jpeg_keeps_the_source_chroma_subsampling(tmp_path, subsampling):
+    from PIL import JpegImagePlugin
+
+    photo = read_image(_saved(tmp_path / "in.jpg", rgb8(), quality=98, subsampling=subsampling))
+    assert photo.jpeg_subsampling == subsampling
+    with Image.open(write_image(tmp_path / "out.jpg", photo)) as out:
+        assert JpegImagePlugin.get_sampling(out) == subsampling
+    # A source that is not a JPEG gets Pillow's default, 4:2:0; a grayscale JPEG has none to keep.
+    assert read_image(_saved(tmp_path / "in.png", rgb8())).jpeg_subsampling is None
+    assert read_image(_saved(tmp_path / "gray.jpg", rgb8()[..., 0])).jpeg_subsampling is None
+
+
 def _saved(path, array, **options):
     Image.fromarray(array).save(path, **options)
     return path

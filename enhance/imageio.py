@@ -60,6 +60,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import secrets
 import struct
 import warnings
@@ -222,8 +223,8 @@ def _read_with_pillow(path: Path, head: bytes, max_pixels: int) -> Photo:
             # Pillow only warns about sizes above our own limit, which we refuse below.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             image = Image.open(path)
-    except Image.DecompressionBombError:
-        raise ImageReadError(path, _too_large(None, None, max_pixels)) from None
+    except Image.DecompressionBombError as err:
+        raise ImageReadError(path, _too_large(None, None, max_pixels, err)) from None
     except UnidentifiedImageError:
         raise ImageReadError(path, _unidentified_reason(path, head)) from None
     except OSError as err:
@@ -270,8 +271,8 @@ def _read_with_pillow(path: Path, head: bytes, max_pixels: int) -> Photo:
                 _note_dropped_channels(image.tag_v2.get(277, bands) - bands, notes)  # SamplesPerPixel
         except ImageReadError:
             raise
-        except Image.DecompressionBombError:
-            raise ImageReadError(path, _too_large(None, None, max_pixels)) from None
+        except Image.DecompressionBombError as err:
+            raise ImageReadError(path, _too_large(None, None, max_pixels, err)) from None
         except Exception as err:  # Pillow raises OSError, SyntaxError, ValueError, ... for bad data
             raise ImageReadError(path, f"truncated or corrupt image data ({err})") from None
 
@@ -546,9 +547,13 @@ def _raise_pillow_pixel_limit(max_pixels: int) -> None:
         Image.MAX_IMAGE_PIXELS = max_pixels
 
 
-def _too_large(width, height, max_pixels) -> str:
-    size = f"{width}x{height} = {width * height:,} pixels" if width else "image"
-    return f"{size} is above the limit of {max_pixels:,} pixels (decompression-bomb guard; see max_pixels)"
+def _too_large(width, height, max_pixels, pillow_error: Exception | None = None) -> str:
+    if width:
+        size = f"{width}x{height} = {width * height:,} pixels"
+    else:  # Pillow refused at open; its message has the pixel count: "Image size (N pixels) exceeds ..."
+        found = re.search(r"\((\d+) pixels\)", str(pillow_error or ""))
+        size = f"image of {int(found.group(1)):,} pixels" if found else "image"
+    return f"{size} is above the limit of {max_pixels:,} pixels (a guard against decompression bombs)"
 
 
 def _unidentified_reason(path: Path, head: bytes) -> str:

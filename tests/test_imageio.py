@@ -602,6 +602,7 @@ def test_huge_png_header_refused_before_decoding(tmp_path, bit_depth):
         read_image(bomb)
     assert_one_line_error(err, bomb)
     assert "DOS attack" not in str(err.value)  # our message, not Pillow's
+    assert "image of 10,000,000,000 pixels is above the limit" in str(err.value)  # and its size
 
 
 def test_max_pixels_parameter(tmp_path):

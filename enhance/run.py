@@ -14,7 +14,9 @@ from __future__ import annotations
 import glob
 import itertools
 import os
+import signal
 import sys
+import threading
 import time
 import warnings
 from dataclasses import dataclass
@@ -43,39 +45,76 @@ class UsageError(Exception):
     """A problem with the command line itself (not with one photo)."""
 
 
+# Written into an output folder that `enhance run` creates. A walk of the input folders leaves
+# out only an output folder that bears it: one that held photos of its own before (a photo
+# folder chosen as -o) is walked like any other, so its photos stay input photos, protected.
+OUTPUT_MARK = ".saga-enhance-output"
+
+
 def collect_inputs(inputs: list[str], recursive: bool, not_images: Optional[list[Path]] = None,
-                   output_folder: Optional[Path] = None) -> list[tuple[Path, Path]]:
+                   output_folder: Optional[Path] = None,
+                   unreadable: Optional[list[str]] = None) -> list[tuple[Path, Path]]:
     """(file, path relative to its input root) for every image named by files, folders or globs.
 
     Files that folders and globs hold but whose names are not images' (sidecars, notes) are left
-    out, and appended to `not_images` when it is given, so that the caller can say so.
-    A folder or glob whose walk reaches into `output_folder` leaves that folder out: what an
-    earlier run wrote there is output, not input, so `-r shots/ -o shots/enhanced` and
-    `"shots/**/*.jpg" -o shots/enhanced` can be rerun.
+    out, and appended to `not_images` when it is given, so that the caller can say so. Subfolders
+    that cannot be read are named in `unreadable`. A file named twice is taken once.
+    A folder or glob whose walk reaches into `output_folder`, made by an earlier run (OUTPUT_MARK),
+    leaves that folder out: what the earlier run wrote there is output, not input, so
+    `-r shots/ -o shots/enhanced` and `"shots/**/*.jpg" -r -o shots/enhanced` can be rerun.
+    With -r, a glob's files keep their path below the glob's first wildcard, as a folder's do.
     """
     found: list[tuple[Path, Path]] = []
     for spec in inputs:
         path = Path(spec)
-        if path.is_dir():
-            pattern = "**/*" if recursive else "*"
-            files = [(f, f.relative_to(path)) for f in sorted(path.glob(pattern)) if f.is_file()]
+        try:
+            is_dir, is_file = path.is_dir(), path.is_file()
+        except OSError as err:  # e.g. inside a folder we may not enter
+            raise UsageError(f"{spec}: cannot access it ({err.strerror or err})") from None
+        if is_dir:
+            files = [(f, f.relative_to(path)) for f in _folder_files(path, recursive, unreadable)]
             root = path
-        elif path.is_file():
+        elif is_file:
             found.append((path, Path(path.name)))  # named explicitly: tried even with an odd suffix
             continue
+        elif path.is_symlink():
+            raise UsageError(f"{spec}: a symbolic link to nothing (broken, or a loop)")
         else:
             matches = sorted(Path(m) for m in glob.glob(spec, recursive=recursive))
             if not matches:
                 raise UsageError(f"{spec}: no such file, folder or matching glob")
-            files = [(m, Path(m.name)) for m in matches if m.is_file()]
             root = _glob_root(spec)
-        if output_folder is not None and _inside(root)(output_folder):
+            files = [(m, _below(m, root) if recursive else Path(m.name)) for m in matches if m.is_file()]
+        if output_folder is not None and (output_folder / OUTPUT_MARK).is_file() and _inside(root)(output_folder):
             in_output = _inside(output_folder)
             files = [(f, relative) for f, relative in files if not in_output(f)]
         found += [(f, relative) for f, relative in files if is_image_path(f)]
         if not_images is not None:
             not_images += [f for f, _ in files if not is_image_path(f) and not f.name.startswith(".")]
-    return found
+    seen: set[str] = set()
+    unique = []
+    for source, relative in found:
+        key = _file_key(source)
+        if key not in seen:
+            seen.add(key)
+            unique.append((source, relative))
+    return unique
+
+
+def _folder_files(folder: Path, recursive: bool, unreadable: Optional[list[str]]) -> list[Path]:
+    """The files in `folder` (and, recursive, its subfolders, not following links), sorted."""
+    def note_unreadable(err: OSError) -> None:
+        if Path(err.filename) == folder:
+            raise UsageError(f"{folder}: cannot read the folder ({err.strerror or err})")
+        if unreadable is not None:
+            unreadable.append(f"{err.filename}: cannot read the folder ({err.strerror or err}); its photos were left out")
+
+    files = []
+    for parent, subfolders, names in os.walk(folder, onerror=note_unreadable):
+        files += [Path(parent, name) for name in names if Path(parent, name).is_file()]
+        if not recursive:
+            break
+    return sorted(files)
 
 
 def _glob_root(pattern: str) -> Path:
@@ -85,9 +124,20 @@ def _glob_root(pattern: str) -> Path:
     return Path(*literal) if literal else Path(".")
 
 
+def _below(path: Path, root: Path) -> Path:
+    try:
+        return path.relative_to(root)
+    except ValueError:  # a pattern with ".." after its wildcard
+        return Path(path.name)
+
+
 def _file_key(path: Path) -> str:
     """One spelling per file: absolute, links resolved, case folded where the file system ignores case."""
-    return os.path.normcase(str(path.resolve()))
+    try:
+        resolved = str(path.resolve())
+    except (OSError, RuntimeError):  # a symlink loop: reading it fails later, by name
+        resolved = os.path.abspath(path)
+    return os.path.normcase(resolved)
 
 
 def _inside(folder: Path) -> Callable[[Path], bool]:
@@ -115,7 +165,8 @@ def plan_jobs(inputs: list[tuple[Path, Path]], out_dir: Path, suffix: str, ext: 
 
 def spare_input_photos(jobs: list[Job], inputs: list[tuple[Path, Path]]) -> tuple[list[Job], list[str]]:
     """The jobs whose output is not one of the input photos, and an error for each that is:
-    replacing a photo with its enhanced self, or with another's, is data loss even under --overwrite."""
+    replacing a photo with its enhanced self, or with another's, is data loss even under --overwrite.
+    (Only --overwrite writes over an existing file, so the caller asks only then.)"""
     sources = {_file_key(source) for source, _ in inputs}
     kept, errors = [], []
     for job in jobs:
@@ -183,14 +234,38 @@ def _parse_jpeg_quality(quality: int) -> int:
     return quality
 
 
+def _parse_suffix(suffix: str) -> str:
+    if any(sep in suffix for sep in ("/", os.sep, os.altsep) if sep):
+        raise UsageError(f"--suffix {suffix!r}: a suffix is part of a file name and cannot hold a path separator")
+    return suffix
+
+
+def _parse_max_pixels(limit: int) -> int:
+    if limit < 1:
+        raise UsageError(f"--max-pixels {limit}: must be at least 1")
+    return limit
+
+
 def _make_output_folder(folder: Path) -> None:
-    """Create -o before any photo is enhanced, so that a bad -o fails once, not once per photo."""
-    if folder.exists() and not folder.is_dir():
-        raise UsageError(f"{folder}: -o takes an output folder, and this is an existing file")
+    """Create -o before any photo is enhanced, so that a bad -o fails once, not once per photo.
+
+    A folder made here gets OUTPUT_MARK (see collect_inputs); one that existed does not.
+    """
     try:
-        folder.mkdir(parents=True, exist_ok=True)
+        folder.mkdir(parents=True)
+    except FileExistsError:
+        if not folder.is_dir():
+            raise UsageError(f"{folder}: -o takes an output folder, and this is an existing file") from None
     except OSError as err:
         raise UsageError(f"{folder}: cannot create the output folder ({err.strerror or err})") from None
+    else:  # made here (under torchrun, by one process only: mkdir is atomic)
+        try:
+            (folder / OUTPUT_MARK).write_text("Made by `enhance run` for its outputs; a rerun does not read "
+                                              "this folder as input.\n")
+        except OSError as err:
+            raise UsageError(f"{folder}: cannot write in the output folder ({err.strerror or err})") from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise UsageError(f"{folder}: cannot write in the output folder (permission denied)")
 
 
 def main(args) -> int:
@@ -199,15 +274,29 @@ def main(args) -> int:
         tile = _parse_tile(args.tile)
         exposure = _parse_exposure(args.exposure)
         jpeg_quality = _parse_jpeg_quality(args.jpeg_quality)
+        suffix = _parse_suffix(args.suffix)
+        max_pixels = _parse_max_pixels(args.max_pixels)
         not_images: list[Path] = []
-        inputs = collect_inputs(args.inputs, args.recursive, not_images, output_folder=args.output)
-        jobs, plan_errors = plan_jobs(inputs, args.output.resolve(), args.suffix, args.ext, args.recursive)
-        input_dirs = {src.resolve().parent for src, _ in inputs}
-        if not args.allow_input_folder and any(job.destination.parent in input_dirs for job in jobs):
+        unreadable: list[str] = []
+        inputs = collect_inputs(args.inputs, args.recursive, not_images, output_folder=args.output,
+                                unreadable=unreadable)
+        out_dir = Path(os.path.abspath(args.output))
+        jobs, plan_errors = plan_jobs(inputs, out_dir, suffix, args.ext, args.recursive)
+        # An input that another input's output would be is that output, from an earlier run into
+        # the input folder: not a photo to enhance again (no a_enhanced_enhanced.jpg).
+        pairs = [(_file_key(job.source), _file_key(job.destination)) for job in jobs]
+        others_outputs = {destination for source, destination in pairs if destination != source}
+        earlier_outputs = [source for source, _ in inputs if _file_key(source) in others_outputs]
+        if earlier_outputs:
+            fresh = [(source, relative) for source, relative in inputs if _file_key(source) not in others_outputs]
+            jobs, plan_errors = plan_jobs(fresh, out_dir, suffix, args.ext, args.recursive)
+        input_dirs = {_file_key(src.parent) for src, _ in inputs}
+        if not args.allow_input_folder and any(_file_key(job.destination.parent) in input_dirs for job in jobs):
             raise UsageError(f"{args.output}: outputs would land in a folder holding input photos; choose another "
                              "output folder or pass --allow-input-folder")
-        jobs, overwrite_errors = spare_input_photos(jobs, inputs)
-        plan_errors += overwrite_errors
+        if args.overwrite:
+            jobs, overwrite_errors = spare_input_photos(jobs, inputs)
+            plan_errors += overwrite_errors
         if jobs:
             _make_output_folder(args.output)
         device = resolve_device(args.device)
@@ -220,33 +309,67 @@ def main(args) -> int:
     except (UsageError, WeightsError, ValueError) as err:
         print(f"enhance run: {err}", file=sys.stderr)
         return 2
-    if not_images and rank == 0:
-        names = ", ".join(str(f) for f in not_images[:3]) + (", ..." if len(not_images) > 3 else "")
-        print(f"enhance run: left out {len(not_images)} file{'s' * (len(not_images) > 1)} whose names are not "
-              f"those of photos ({', '.join(SUPPORTED_EXTENSIONS)}): {names}", file=sys.stderr)
-    jobs = jobs[rank::world]
-    plan_errors = plan_errors[rank::world]
-    if not jobs and not plan_errors:
+    if rank == 0:
+        _say_left_out(not_images, f"whose names are not those of photos ({', '.join(SUPPORTED_EXTENSIONS)})")
+        _say_left_out(earlier_outputs, "that are this run's own outputs, written by an earlier run")
+    if not jobs and not plan_errors and not unreadable:
         print("enhance run: no image files found in the inputs", file=sys.stderr)
         return 2
+    jobs = jobs[rank::world]
+    plan_errors = (plan_errors + unreadable)[rank::world]
+    if not jobs and not plan_errors:
+        return 0  # under torchrun, more processes than photos: the others have them all
 
-    failed = list(plan_errors)
+    # kill, timeout, Slurm and torchrun stop a process with SIGTERM (a closed terminal: SIGHUP):
+    # end like Ctrl-C, so that write_image removes its temporary file.
+    stop_signals = [s for s in (getattr(signal, "SIGTERM", None), getattr(signal, "SIGHUP", None)) if s]
+    if threading.current_thread() is not threading.main_thread():
+        stop_signals = []  # only the main thread may set handlers (and receives the signals)
+    previous = {s: signal.signal(s, signal.default_int_handler) for s in stop_signals}
+    try:
+        return _run_jobs(args, jobs, plan_errors, model, tile, exposure, jpeg_quality, max_pixels,
+                         label=f"[rank {rank}/{world}] " if world > 1 else "")
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+def _say_left_out(files: list[Path], why: str) -> None:
+    if files:
+        names = ", ".join(str(f) for f in files[:3]) + (", ..." if len(files) > 3 else "")
+        print(f"enhance run: left out {_count(len(files), 'file')} {why}: {names}", file=sys.stderr)
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'s' * (n != 1)}"
+
+
+def _run_jobs(args, jobs: list[Job], failed: list[str], model, tile, exposure: float, jpeg_quality: int,
+              max_pixels: int, label: str) -> int:
+    """Enhance and write every job; a photo that fails is named, and the batch goes on."""
+    failed = list(failed)
     done = skipped = 0
     megapixels = 0.0
     start = time.perf_counter()
-    label = f"[rank {rank}/{world}] " if world > 1 else ""
     files_bar = tqdm(jobs, desc=f"{label}photos", unit="photo", disable=None)
     for job in files_bar:
-        if job.destination.exists() and not args.overwrite:
-            if args.skip_existing:
-                skipped += 1
-                continue
-            failed.append(f"{job.source}: output {job.destination} exists (use --overwrite or --skip-existing)")
-            continue
         try:
-            photo = read_image(job.source, max_pixels=args.max_pixels)
+            if job.destination.is_dir():
+                failed.append(f"{job.source}: output {job.destination} is a folder")
+                continue
+            if job.destination.exists() and not args.overwrite:
+                if args.skip_existing:
+                    skipped += 1
+                    continue
+                failed.append(f"{job.source}: output {job.destination} exists (use --overwrite or --skip-existing)")
+                continue
+            photo = read_image(job.source, max_pixels=max_pixels)
             for note in photo.notes:
                 tqdm.write(f"{job.source}: {note}", file=sys.stderr)
+            too_wide = _unwritable_size(job.destination, photo)
+            if too_wide:
+                failed.append(f"{job.source}: {too_wide}")
+                continue
             with tqdm(total=1, desc=f"{label}{job.source.name}", unit="tile", leave=False, disable=None) as tiles_bar:
                 def on_tile(n_done: int, total: int) -> None:
                     tiles_bar.total = total
@@ -258,15 +381,23 @@ def main(args) -> int:
             job.destination.parent.mkdir(parents=True, exist_ok=True)
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always", ImageIOWarning)
-                write_image(job.destination, result, jpeg_quality=jpeg_quality, overwrite=args.overwrite)
+                write_image(job.destination, result, jpeg_quality=jpeg_quality, webp_quality=jpeg_quality,
+                            overwrite=args.overwrite)
             for warning in caught:  # e.g. alpha dropped by JPEG: one line, like the reading notes
                 tqdm.write(str(warning.message), file=sys.stderr)
         except (ImageReadError, ImageWriteError) as err:
             failed.append(str(err))
             continue
+        except OSError as err:  # the file system refused: a name too long, a folder we may not enter
+            where = f" ({err.filename})" if err.filename else ""
+            failed.append(f"{job.source}: {err.strerror or err}{where}")
+            continue
         except KeyboardInterrupt:
             files_bar.close()
-            print(f"\n{label}interrupted after {done} photos; no partial file was written", file=sys.stderr)
+            for line in failed:
+                print(f"failed: {line}", file=sys.stderr)
+            print(f"\n{label}interrupted after {_count(done, 'photo')} ({len(failed)} failed before); "
+                  "no partial file was written", file=sys.stderr)
             return 130
         except Exception as err:  # noqa: BLE001 - one bad photo must not stop the batch
             failed.append(f"{job.source}: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}")
@@ -281,3 +412,16 @@ def main(args) -> int:
     print(f"{label}done {done}, skipped {skipped}, failed {len(failed)} in {seconds:.1f} s "
           f"({megapixels:.1f} MP, {rate:.2f} MP/s)")
     return 1 if failed else 0
+
+
+# WebP stores at most 16383 px a side: better said before the network pass than after it.
+_MAX_SIDE = {".webp": 16383}
+
+
+def _unwritable_size(destination: Path, photo) -> Optional[str]:
+    limit = _MAX_SIDE.get(destination.suffix.lower())
+    height, width = photo.pixels.shape[:2]
+    if limit and max(height, width) > limit:
+        return (f"{width}x{height} is too large for {destination.suffix} (at most {limit} px a side); "
+                "use --ext png or --ext tif")
+    return None

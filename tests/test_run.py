@@ -1,7 +1,9 @@
 """`enhance run` end to end on folders the tests make: bad files, resume, overwrite, sharding."""
 
+import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +15,7 @@ from enhance.cli import main
 from enhance.imageio import read_image
 from enhance.inference import enhance_image
 from enhance.models import create_model
-from enhance.run import _glob_root, collect_inputs
+from enhance.run import OUTPUT_MARK, _glob_root, collect_inputs
 from enhance.weights import load_model, save_weights
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -47,16 +49,21 @@ def run(*args) -> int:
     return main(["run", *map(str, args)])
 
 
+def written(out: Path) -> list[str]:
+    """The files under an output folder, but for the mark that `enhance run` leaves in one it made."""
+    return sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file() and p.name != OUTPUT_MARK)
+
+
 def test_batch_goes_on_past_a_bad_file_and_names_it(photos, weights, tmp_path, capsys):
     out = tmp_path / "out"
     status = run(photos, "-o", out, "--weights", weights, "--tile", "0")
     captured = capsys.readouterr()
     assert status == 1
-    assert sorted(p.name for p in out.iterdir()) == ["a.jpg", "b.png"]
+    assert written(out) == ["a.jpg", "b.png"]
     assert "broken.png" in captured.err and "failed: " in captured.err
     assert "done 2, skipped 0, failed 1" in captured.out
     assert read_image(out / "b.png").pixels.shape == (40, 56, 3)
-    assert not list(out.glob(".*"))  # no temporary files left behind
+    assert [p.name for p in out.glob(".*")] == [OUTPUT_MARK]  # no temporary files left behind
 
 
 def test_gifs_are_enhanced_and_files_that_are_not_photos_are_named(photos, weights, tmp_path, capsys):
@@ -66,7 +73,7 @@ def test_gifs_are_enhanced_and_files_that_are_not_photos_are_named(photos, weigh
     (photos / ".DS_Store").write_bytes(b"\x00")  # hidden files are neither enhanced nor named
     out = tmp_path / "out"
     assert run(photos, "-o", out, "--weights", weights, "--tile", "0") == 0
-    assert sorted(p.name for p in out.iterdir()) == ["a.jpg", "b.png", "d.png"]
+    assert written(out) == ["a.jpg", "b.png", "d.png"]
     err = capsys.readouterr().err
     assert "left out 1 file whose names are not those of photos" in err and "notes.txt" in err
     assert ".DS_Store" not in err
@@ -109,31 +116,152 @@ def test_an_output_folder_inside_a_recursive_input_is_not_walked_again(photos, w
     (photos / "broken.png").unlink()
     out = photos / "enhanced"
     assert run(photos, "-r", "-o", out, "--weights", weights, "--tile", "0") == 0
-    written = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
-    assert written == ["a.jpg", "b.png", "sub/c.png"]
+    first = written(out)
+    assert first == ["a.jpg", "b.png", "sub/c.png"]
     capsys.readouterr()
     # The rerun resumes: it sees the three photos again, not their outputs as new inputs.
     assert run(photos, "-r", "-o", out, "--weights", weights, "--tile", "0", "--skip-existing") == 0
     assert "done 0, skipped 3, failed 0" in capsys.readouterr().out
-    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()) == written
+    assert written(out) == first
 
 
 def test_an_output_folder_inside_a_recursive_glob_is_not_matched_again(photos, weights, capsys):
     out = photos / "enhanced"
     pattern = str(photos / "**" / "*.png")
     assert run(pattern, "-r", "-o", out, "--weights", weights, "--tile", "0") == 1  # broken.png fails
-    assert sorted(p.name for p in out.iterdir()) == ["b.png", "c.png"]  # a glob's outputs are flat
+    assert written(out) == ["b.png", "sub/c.png"]  # with -r, below the glob's first wildcard
     capsys.readouterr()
     assert run(pattern, "-r", "-o", out, "--weights", weights, "--tile", "0", "--skip-existing") == 1
     assert "done 0, skipped 2, failed 1" in capsys.readouterr().out
     # A glob that names the output folder itself is taken at its word.
-    assert [f.name for f, _ in collect_inputs([str(out / "*.png")], False, output_folder=out)] == ["b.png", "c.png"]
+    assert [f.name for f, _ in collect_inputs([str(out / "**" / "*.png")], True, output_folder=out)] == ["b.png", "c.png"]
 
 
 def test_a_glob_root_is_its_leading_components_without_wildcards():
     assert _glob_root("shots/**/*.jpg") == Path("shots")
     assert _glob_root("/data/day[12]/raw/*.tif") == Path("/data")
     assert _glob_root("*.png") == Path(".")
+
+
+def test_a_photo_folder_chosen_as_output_inside_the_input_stays_input(photos, weights, capsys):
+    """-o naming a subfolder of the walk that holds photos of its own: they stay protected input photos."""
+    (photos / "broken.png").unlink()
+    own = photos / "sub"  # holds c.png, and would receive a.jpg's and b.png's outputs
+    Image.fromarray(dark_rgb(40, 56, 9)).save(own / "b.png")  # a different photo with b.png's name
+    before = {p.name: p.read_bytes() for p in own.iterdir()}
+    assert run(photos, "-r", "-o", own, "--weights", weights, "--overwrite", "--tile", "0") == 2
+    assert "--allow-input-folder" in capsys.readouterr().err
+    assert run(photos, "-r", "-o", own, "--weights", weights, "--overwrite", "--allow-input-folder",
+               "--tile", "0") == 1
+    assert "which is an input photo" in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in own.iterdir() if p.name in before} == before
+    assert not (own / OUTPUT_MARK).exists()  # a folder that existed is not marked as ours
+
+
+def test_rerunning_into_the_input_folder_does_not_enhance_the_earlier_outputs(photos, weights, capsys):
+    (photos / "broken.png").unlink()
+    options = ["-o", photos, "--weights", weights, "--allow-input-folder", "--suffix", "_e", "--tile", "0"]
+    assert run(photos, *options) == 0
+    capsys.readouterr()
+    assert run(photos, *options, "--skip-existing") == 0
+    captured = capsys.readouterr()
+    assert "done 0, skipped 2, failed 0" in captured.out and "left out 2 files that are this run's own" in captured.err
+    assert sorted(p.name for p in photos.iterdir() if p.is_file()) == ["a.jpg", "a_e.jpg", "b.png", "b_e.png"]
+
+
+def test_a_suffix_with_a_path_separator_is_a_usage_error(photos, weights, tmp_path, capsys):
+    assert run(photos / "a.jpg", "-o", tmp_path / "out", "--weights", weights, "--suffix", "/../../x") == 2
+    assert "cannot hold a path separator" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_max_pixels_below_one_is_a_usage_error(photos, weights, tmp_path, capsys):
+    assert run(photos / "a.jpg", "-o", tmp_path / "out", "--weights", weights, "--max-pixels", "0") == 2
+    assert "--max-pixels 0: must be at least 1" in capsys.readouterr().err
+
+
+def test_a_file_named_twice_is_enhanced_once(photos, weights, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert run(photos / "a.jpg", str(photos / "sub" / ".." / "a.jpg"), "-o", out, "--weights", weights) == 0
+    assert "done 1, skipped 0, failed 0" in capsys.readouterr().out
+
+
+def test_file_system_refusals_fail_that_photo_not_the_batch(photos, weights, tmp_path, capsys):
+    (photos / "broken.png").unlink()
+    long_name = photos / ("x" * 250 + ".png")  # legal, but not with the suffix added
+    Image.fromarray(dark_rgb(24, 32, 4)).save(long_name)
+    out = tmp_path / "out"
+    (out / "a_enhanced.jpg").mkdir(parents=True)  # an output that is a folder
+    assert run(photos, "-o", out, "--weights", weights, "--suffix", "_enhanced", "--tile", "0") == 1
+    captured = capsys.readouterr()
+    assert "done 1, skipped 0, failed 2" in captured.out  # b.png made it
+    assert "Traceback" not in captured.err and f"failed: {photos / 'a.jpg'}: output " in captured.err
+    assert any(line.startswith(f"failed: {long_name}:") and "too long" in line for line in captured.err.splitlines())
+    loop = photos / "loop.png"
+    loop.symlink_to(loop)
+    assert run(loop, "-o", out, "--weights", weights) == 2
+    assert "a symbolic link to nothing" in capsys.readouterr().err
+
+
+def test_a_subfolder_that_cannot_be_read_is_named(photos, weights, tmp_path, monkeypatch, capsys):
+    (photos / "broken.png").unlink()
+    real_scandir = os.scandir
+
+    def scandir(path="."):  # as for a folder without read permission (tests may run as root)
+        if Path(path) == photos / "sub":
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    assert run(photos, "-r", "-o", tmp_path / "out", "--weights", weights, "--tile", "0") == 1
+    captured = capsys.readouterr()
+    assert "done 2, skipped 0, failed 1" in captured.out
+    assert f"failed: {photos / 'sub'}: cannot read the folder (Permission denied); its photos were left out" in captured.err
+
+
+def test_a_process_without_photos_under_torchrun_ends_quietly(photos, weights, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert run(photos / "a.jpg", "-o", tmp_path / "out", "--weights", weights) == 0  # rank 0 has it
+    assert capsys.readouterr().err == ""
+
+
+def test_sigterm_ends_like_ctrl_c_without_a_partial_file(photos, weights, tmp_path, monkeypatch, capsys):
+    import signal
+
+    from enhance import run as run_module
+
+    def terminated(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(1)  # the handler runs here
+        raise AssertionError("SIGTERM did not stop the run")
+
+    monkeypatch.setattr(run_module, "enhance_photo", terminated)
+    before = signal.getsignal(signal.SIGTERM)
+    assert run(photos, "-o", tmp_path / "out", "--weights", weights) == 130
+    assert "interrupted after 0 photos" in capsys.readouterr().err
+    assert signal.getsignal(signal.SIGTERM) == before  # restored for whoever called main
+    assert [p.name for p in (tmp_path / "out").iterdir()] == [OUTPUT_MARK]
+
+
+def test_webp_quality_follows_jpeg_quality(photos, weights, tmp_path):
+    sizes = []
+    for quality in (10, 100):
+        out = tmp_path / f"q{quality}"
+        assert run(photos / "b.png", "-o", out, "--weights", weights, "--ext", "webp",
+                   "--jpeg-quality", quality) == 0
+        sizes.append((out / "b.webp").stat().st_size)
+    assert sizes[0] < sizes[1]
+
+
+def test_a_photo_too_large_for_its_output_format_fails_before_the_network(photos, weights, tmp_path, monkeypatch,
+                                                                          capsys):
+    from enhance import run as run_module
+
+    monkeypatch.setitem(run_module._MAX_SIDE, ".webp", 50)  # b.png is 56 px wide
+    monkeypatch.setattr(run_module, "enhance_photo", None)  # never reached
+    assert run(photos / "b.png", "-o", tmp_path / "out", "--weights", weights, "--ext", "webp") == 1
+    assert "56x40 is too large for .webp (at most 50 px a side); use --ext png" in capsys.readouterr().err
 
 
 def test_an_output_never_replaces_an_input_photo_even_with_overwrite(photos, weights, capsys):
@@ -225,7 +353,7 @@ def test_torchrun_shards_the_files_between_two_processes(photos, weights, tmp_pa
          str(ROOT / "cli.py"), "run", str(photos), "-o", str(out), "--weights", str(weights), "-r", "--tile", "0"],
         capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*.*")) == ["a.jpg", "b.png", "sub/c.png"]
+    assert written(out) == ["a.jpg", "b.png", "sub/c.png"]
     # Each rank did its own share: 3 files split 2 + 1.
     assert "[rank 0/2] done 2" in result.stdout and "[rank 1/2] done 1" in result.stdout
 

@@ -30,7 +30,8 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="enhance", description="Low-light photo enhancement with SAGA attention.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module, help_text) in SUBCOMMANDS.items():
-        p = sub.add_parser(name, help=help_text, description=help_text)
+        # No abbreviations: `--over` must not quietly mean --overwrite.
+        p = sub.add_parser(name, help=help_text, description=help_text, allow_abbrev=False)
         if name == command:
             importlib.import_module(module).add_arguments(p)
     return parser

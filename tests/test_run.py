@@ -358,6 +358,12 @@ def test_torchrun_shards_the_files_between_two_processes(photos, weights, tmp_pa
     assert "[rank 0/2] done 2" in result.stdout and "[rank 1/2] done 1" in result.stdout
 
 
+def test_options_are_not_abbreviated(photos, weights, tmp_path, capsys):
+    with pytest.raises(SystemExit) as stopped:
+        run(photos / "a.jpg", "-o", tmp_path / "out", "--weights", weights, "--over")  # not --overwrite
+    assert stopped.value.code == 2 and "unrecognized arguments: --over" in capsys.readouterr().err
+
+
 def test_python_dash_m_enhance_is_the_same_command(photos, weights, tmp_path):
     out = tmp_path / "out"
     result = subprocess.run([sys.executable, "-m", "enhance", "run", photos / "b.png", "-o", out, "--weights", weights],

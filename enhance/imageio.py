@@ -10,29 +10,31 @@ What each format does
 ========  ======================  ======================================================
 format    read                    write
 ========  ======================  ======================================================
-PNG       8/16-bit, gray, RGB(A),  8/16-bit, gray, RGB(A), ICC + EXIF.
-          palette, APNG            16-bit gray+alpha is written as 16-bit RGBA
-                                   (OpenCV cannot encode 2-channel PNG).
+PNG       8/16-bit gray, RGB(A),   8/16-bit, gray, RGB(A), ICC + EXIF. 16-bit gray+alpha
+          palette, colour key      is encoded here (colour type 4), as OpenCV cannot
+          (tRNS) as alpha, APNG    encode 2-channel PNG.
 JPEG      8-bit gray/RGB/CMYK      8-bit gray/RGB, ICC + EXIF, quality (default 95), the
                                    source JPEG's chroma subsampling (4:4:4, 4:2:2 or
                                    4:2:0; Pillow's 4:2:0 otherwise). Alpha is dropped,
-                                   with a warning if it was not opaque.
+                                   with a warning if it was not opaque; so is EXIF over
+                                   64 KB, which a JPEG cannot hold.
 WebP      8-bit, alpha, animated   8-bit RGB(A) (no grayscale in WebP), ICC + EXIF,
                                    lossy quality (default 90) or lossless.
 TIFF      8/16-bit, 16/32/64-bit   8/16-bit (deflate) and 32-bit float (uncompressed),
-          float, gray, RGB(A),     gray, RGB(A), ICC + EXIF (16-bit and float files:
-          CMYK, multi-page;        the EXIF and GPS directories and the text tags, as
-          32-bit integer is        tifffile writes no EXIF; see _write_deep_tiff).
-          refused, by name; other
-          extra channels dropped,
-          with a note
+          float, gray, RGB(A),     gray, RGB(A), ICC + EXIF: the text tags, resolution
+          CMYK, multi-page,        and the EXIF and GPS directories (tifffile writes no
+          BigTIFF; 32-bit and      EXIF; see _write_tiff). Other first-directory tags
+          signed integers are      are dropped, with a warning.
+          refused, by name;
+          other extra channels
+          dropped, with a note
 BMP       8-bit                    8-bit gray/RGB, no metadata; alpha dropped like JPEG.
 HEIC/HEIF 8/10/12-bit (via          not written: output_extension("same") gives .png
           pillow-heif; 10/12-bit   (16-bit for 10/12-bit sources)
           as 16-bit)
 AVIF      8-bit (Pillow >= 11.3    not written: output_extension("same") gives .png
           or pillow-avif-plugin)
-GIF       first frame (read only)  not written
+GIF       first frame              not written
 ========  ======================  ======================================================
 
 Decisions
@@ -52,7 +54,7 @@ Decisions
   CMYK profile is not kept because it would be wrong for RGB pixels.
 * Problems while reading raise `ImageReadError`; problems while writing raise
   `ImageWriteError`. Both print as one line: "<path>: <reason>". Information lost while
-  writing (alpha in JPEG) is reported with `warnings.warn(..., ImageIOWarning)`.
+  writing (alpha or large EXIF in JPEG) is reported with `warnings.warn(..., ImageIOWarning)`.
 * The pixel limit (`max_pixels`) is checked from the header before pixels are decoded.
 """
 
@@ -71,7 +73,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import tifffile
-from PIL import Image, ImageCms, JpegImagePlugin, TiffImagePlugin, UnidentifiedImageError, features
+from PIL import ExifTags, Image, ImageCms, JpegImagePlugin, TiffImagePlugin, UnidentifiedImageError, features
 
 try:  # HEIC/HEIF decoding; optional so the rest still works without it
     import pillow_heif
@@ -217,12 +219,27 @@ def _read_head(path: Path) -> bytes:
 
 
 def _read_with_pillow(path: Path, head: bytes, max_pixels: int) -> Photo:
+    if not head.startswith(_TIFF_SIGNATURES):
+        return _read_pillow_source(path, path, head, max_pixels)
+    # Pillow memory-maps an uncompressed L, P, RGBA or CMYK TIFF that it opened by name, and maps
+    # it with the size already turned for EXIF orientation 5-8, which scrambles the pixels before
+    # it "turns" them (Pillow 12.3). Handed an open file instead, it decodes the strips normally.
+    try:
+        file = open(path, "rb")
+    except OSError as err:
+        raise ImageReadError(path, f"cannot open file ({err.strerror or err})") from None
+    with file:
+        return _read_pillow_source(path, file, head, max_pixels)
+
+
+def _read_pillow_source(path: Path, source, head: bytes, max_pixels: int) -> Photo:
+    """Read `path` with Pillow from `source`: the path itself, or the file opened."""
     _raise_pillow_pixel_limit(max_pixels)
     try:
         with warnings.catch_warnings():
             # Pillow only warns about sizes above our own limit, which we refuse below.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            image = Image.open(path)
+            image = Image.open(source)
     except Image.DecompressionBombError as err:
         raise ImageReadError(path, _too_large(None, None, max_pixels, err)) from None
     except UnidentifiedImageError:
@@ -247,12 +264,17 @@ def _read_with_pillow(path: Path, head: bytes, max_pixels: int) -> Photo:
                 notes.append(f"{frames} frames/pages: only the first was read, the others were dropped")
             png16 = source_format == "PNG" and head[24] == 16  # IHDR bit depth
             deep_heif = source_format == "HEIF" and image.info.get("bit_depth", 8) > 8
+            # Pillow turns a TIFF upright itself while loading it, and deletes its orientation tag.
+            pillow_turns = source_format == "TIFF" and _ORIENTATION in image.tag_v2
             if not (png16 or deep_heif):
                 image.load()  # before reading metadata: a PNG may keep its EXIF after the pixels
             icc = image.info.get("icc_profile") or None
             subsampling = JpegImagePlugin.get_sampling(image) if source_format == "JPEG" else -1
             # While the file is open: TIFF EXIF is read lazily from the file.
-            exif, orientation = _exif_and_orientation(_exif_or_none(image, notes))
+            exif_tags = _exif_or_none(image, notes)
+            if pillow_turns and exif_tags is not None:
+                exif_tags[_ORIENTATION] = 1  # already upright: written back as 1, as for other formats
+            exif, orientation = _exif_and_orientation(exif_tags)
 
             if png16:
                 # 16-bit PNG: Pillow would reduce RGB to 8 bits, OpenCV keeps all 16.
@@ -261,6 +283,10 @@ def _read_with_pillow(path: Path, head: bytes, max_pixels: int) -> Photo:
                 gray = head[25] in (0, 4)
                 if gray and color.ndim == 3:
                     color = color[..., 0]
+                key = image.info.get("transparency")
+                if gray and alpha is None and isinstance(key, int):
+                    # A gray colour key (tRNS chunk), which OpenCV ignores; it applies an RGB one.
+                    alpha = np.where(color == key, 0, 65535).astype(np.uint16)
             elif deep_heif:
                 color, alpha = _decode_deep_heif(path, image.info["bit_depth"])
                 gray = color.ndim == 2
@@ -291,7 +317,11 @@ def _note_dropped_channels(count: int, notes: list[str]) -> None:
 def _pillow_to_arrays(path, image, icc, notes):
     """(color, alpha, grayscale, icc) from a loaded Pillow image of any mode."""
     mode = image.mode
-    if mode == "1":
+    if mode in ("1", "L", "RGB") and "transparency" in image.info:
+        # A colour key (PNG tRNS chunk): pixels of that one colour become transparent.
+        mode = "RGBA" if mode == "RGB" else "LA"
+        image = image.convert(mode)
+    elif mode == "1":
         image, mode = image.convert("L"), "L"
     elif mode in ("P", "PA"):
         # Palette images become RGB, or RGBA when the palette has transparency.
@@ -380,8 +410,10 @@ def _read_deep_tiff(path: Path, max_pixels: int) -> Photo | None:
         unsigned_16 = page.bitspersample == 16 and page.sampleformat == tifffile.SAMPLEFORMAT.UINT
         if not floating and page.bitspersample >= 16 and not unsigned_16:
             # Pillow cannot read these either, and would call an RGB one corrupt.
-            raise ImageReadError(path, f"unsupported pixel format ({page.bitspersample}-bit integer TIFF); "
-                                       "save it as an 8- or 16-bit integer or a floating-point TIFF, or a PNG")
+            signed = "signed " if page.sampleformat == tifffile.SAMPLEFORMAT.INT else ""
+            raise ImageReadError(path, f"unsupported pixel format ({signed}{page.bitspersample}-bit integer "
+                                       "TIFF); save it as an unsigned 8- or 16-bit integer or a floating-point "
+                                       "TIFF, or a PNG")
         if not (floating or unsigned_16):
             return None
         kind = f"{page.bitspersample}-bit {'floating-point' if floating else 'integer'} TIFF"
@@ -418,14 +450,31 @@ def _read_deep_tiff(path: Path, max_pixels: int) -> Photo | None:
         _note_dropped_channels(data.shape[-1] - color_samples - (alpha is not None), notes)
 
     exif, orientation = None, 1
-    with open(path, "rb") as f:  # Pillow can parse the first TIFF directory as EXIF
+    with open(path, "rb") as f:
         try:
-            tags = Image.Exif()
-            tags.load_from_fp(f)
-            exif, orientation = _exif_and_orientation(tags)
+            exif, orientation = _exif_and_orientation(_first_tiff_directory(f))
         except Exception:
             notes.append("EXIF data could not be read and was dropped")
     return _make_photo(color, alpha, gray, "TIFF", bytes(icc) if icc else None, exif, orientation, notes)
+
+
+def _first_tiff_directory(f) -> Image.Exif:
+    """The first directory of a classic or BigTIFF file, parsed by Pillow as EXIF.
+
+    Exif.load_from_fp reads a classic 8-byte header only, so it fails on every BigTIFF (whose
+    header is 16 bytes, with an 8-byte offset), EXIF or not; for those the header is read here.
+    """
+    head = f.read(16)
+    tags = Image.Exif()
+    if head[:4] in (b"II+\x00", b"MM\x00+"):
+        tags.bigtiff = True
+        tags.endian = "<" if head[:2] == b"II" else ">"
+        (first,) = struct.unpack(f"{tags.endian}Q", head[8:16])
+        tags.load_from_fp(f, first)
+    else:
+        f.seek(0)
+        tags.load_from_fp(f)
+    return tags
 
 
 def _decode_tiff_page(path: Path, page, kind: str):
@@ -532,6 +581,7 @@ def _clean_exif(exif) -> bytes | None:
         exif[_ORIENTATION] = 1
     if not len(exif):
         return None
+    exif.bigtiff = False  # a BigTIFF source's tags: EXIF in any other file is classic TIFF
     try:
         return exif.tobytes()
     except Exception:  # unusual tag values Pillow cannot serialise: drop EXIF, keep the photo
@@ -594,18 +644,17 @@ def write_image(path, photo: Photo, *, jpeg_quality: int = 95, webp_quality: int
 
     pixels, alpha, icc, exif = _prepare_for_format(path, photo, fmt)
 
-    # Hidden name so batch runs skip it; the real suffix at the end for tools that look.
-    temp = path.with_name(f".{path.stem}.{secrets.token_hex(4)}.tmp{path.suffix}")
+    temp = _temp_path(path)
     try:
-        file = open(temp, "x+b")  # readable too: the deep-TIFF writer patches its own directory
+        file = open(temp, "x+b")  # readable too: the TIFF writer patches its own directory
     except OSError as err:
         raise ImageWriteError(path, f"cannot create a file in {path.parent} ({err.strerror or err})") from None
     try:
         with file:
             if pixels.dtype == np.uint16 and fmt == "PNG":
                 file.write(_encode_16bit_png(pixels, alpha, icc, exif))
-            elif pixels.dtype in (np.uint16, np.float32):
-                _write_deep_tiff(file, path, pixels, alpha, icc, exif)
+            elif fmt == "TIFF":
+                _write_tiff(file, path, pixels, alpha, icc, exif)
             else:
                 _save_with_pillow(file, fmt, pixels, alpha, icc, exif,
                                   jpeg_quality=jpeg_quality, jpeg_subsampling=photo.jpeg_subsampling,
@@ -619,6 +668,26 @@ def write_image(path, photo: Photo, *, jpeg_quality: int = 95, webp_quality: int
             raise ImageWriteError(path, f"could not write {fmt} file ({err})") from err
         raise
     return path
+
+
+def _temp_path(path: Path) -> Path:
+    """A new hidden name (batch runs skip it) in `path`'s folder, ending in the real suffix for
+    tools that look. It starts with the final name when that fits the file system's limit on
+    name length; otherwise it is short, so that any name that can be written can be written."""
+    token = secrets.token_hex(4)
+    name = f".{path.stem}.{token}.tmp{path.suffix}"
+    if len(os.fsencode(name)) > _longest_name(path.parent):
+        name = f".{token}.tmp{path.suffix}"
+    return path.with_name(name)
+
+
+def _longest_name(folder: Path) -> int:
+    """The longest file name, in bytes, that `folder`'s file system takes (255 on common ones)."""
+    try:
+        longest = os.pathconf(folder, "PC_NAME_MAX")
+    except (AttributeError, OSError, ValueError):  # no pathconf (Windows) or no answer
+        return 255
+    return longest if longest > 0 else 255  # -1: no fixed limit
 
 
 def _prepare_for_format(path: Path, photo: Photo, fmt: str):
@@ -653,7 +722,16 @@ def _prepare_for_format(path: Path, photo: Photo, fmt: str):
     if fmt in _HOLDS_METADATA:
         icc = photo.icc_profile if _icc_fits(photo.icc_profile, gray) else None
         exif = _exif_for_writing(photo.exif)
+        if fmt == "JPEG" and exif and len(exif) > _JPEG_MAX_EXIF:
+            warnings.warn(f"{path}: the EXIF data ({len(exif):,} bytes) is more than a JPEG can hold "
+                          f"({_JPEG_MAX_EXIF:,} bytes) and was dropped", ImageIOWarning, stacklevel=3)
+            exif = None
     return pixels, alpha, icc, exif
+
+
+# A JPEG keeps EXIF in one APP1 segment, whose 2-byte length (65,535 at most) counts itself too;
+# what remains holds the "Exif\0\0" prefix and the data, as in the bytes Pillow's Exif.tobytes gives.
+_JPEG_MAX_EXIF = 65_533
 
 
 def _to_dtype(path, array: np.ndarray, dtype) -> np.ndarray:
@@ -747,24 +825,23 @@ def _save_with_pillow(file, fmt, pixels, alpha, icc, exif, *, jpeg_quality, jpeg
     elif fmt == "WEBP":
         # exact: keep the colour under fully transparent pixels, as alpha passes through untouched
         options.update(quality=webp_quality, lossless=webp_lossless, exact=True)
-    elif fmt == "TIFF":
-        options["compression"] = "tiff_adobe_deflate"
     image.save(file, format=fmt, **options)
 
 
 def _encode_16bit_png(pixels, alpha, icc, exif) -> bytes:
-    """16-bit PNG via OpenCV (Pillow cannot write 16-bit RGB), with ICC and EXIF chunks
-    added by hand because OpenCV does not write them."""
+    """16-bit PNG via OpenCV (Pillow cannot write 16-bit RGB), or encoded here for gray + alpha,
+    with ICC and EXIF chunks added by hand because OpenCV does not write them."""
     if pixels.ndim == 2 and alpha is not None:
-        pixels = np.repeat(pixels[..., np.newaxis], 3, axis=2)  # OpenCV has no 2-channel PNG
-    if pixels.ndim == 3:
-        pixels = pixels[..., ::-1]  # RGB -> BGR for OpenCV
-    if alpha is not None:
-        pixels = np.dstack([pixels, alpha])
-    ok, encoded = cv2.imencode(".png", np.ascontiguousarray(pixels))
-    if not ok:
-        raise RuntimeError("OpenCV could not encode the image")
-    png = encoded.tobytes()
+        png = _encode_16bit_gray_alpha_png(pixels, alpha)
+    else:
+        if pixels.ndim == 3:
+            pixels = pixels[..., ::-1]  # RGB -> BGR for OpenCV
+        if alpha is not None:
+            pixels = np.dstack([pixels, alpha])
+        ok, encoded = cv2.imencode(".png", np.ascontiguousarray(pixels))
+        if not ok:
+            raise RuntimeError("OpenCV could not encode the image")
+        png = encoded.tobytes()
 
     extra = b""
     if icc:  # iCCP: profile name, NUL, compression method 0 (zlib), compressed profile
@@ -776,18 +853,35 @@ def _encode_16bit_png(pixels, alpha, icc, exif) -> bytes:
     return png[:33] + extra + png[33:]
 
 
+def _encode_16bit_gray_alpha_png(gray, alpha) -> bytes:
+    """A 16-bit gray + alpha PNG (colour type 4), which OpenCV cannot write (it has no 2-channel
+    PNG): every row gets filter type 0 (none), samples are big-endian, all of it zlib-compressed."""
+    height, width = gray.shape
+    rows = np.zeros((height, 1 + 4 * width), np.uint8)  # column 0 stays 0: the filter type byte
+    rows[:, 1:] = np.dstack([gray, alpha]).astype(">u2").view(np.uint8).reshape(height, -1)
+    data = zlib.compress(rows, 1)  # OpenCV's level for the other 16-bit PNGs: 5x faster than 6, as small
+    header = struct.pack(">IIBBBBB", width, height, 16, 4, 0, 0, 0)  # depth, colour type, methods 0
+    chunk = 1 << 20  # split the data into IDAT chunks of 1 MiB, well below PNG's 2 GiB chunk limit
+    idat = b"".join(_png_chunk(b"IDAT", data[i:i + chunk]) for i in range(0, len(data), chunk))
+    return _PNG_SIGNATURE + _png_chunk(b"IHDR", header) + idat + _png_chunk(b"IEND", b"")
+
+
 def _png_chunk(kind: bytes, data: bytes) -> bytes:
     crc = zlib.crc32(kind + data)
     return len(data).to_bytes(4, "big") + kind + data + crc.to_bytes(4, "big")
 
 
-def _write_deep_tiff(file, path: Path, pixels, alpha, icc, exif: bytes | None) -> None:
-    """16-bit or float32 TIFF via tifffile (Pillow can write neither in RGB). Deflate with the
-    horizontal predictor compresses 16-bit photos well and needs no extra codec package. Floats
-    are written uncompressed: their predictor would need imagecodecs, and deflate alone saved
-    14% on an enhanced 12-MP photo while taking 5.4 s, against 0.2 s uncompressed."""
+def _write_tiff(file, path: Path, pixels, alpha, icc, exif: bytes | None) -> None:
+    """TIFF via tifffile, at every depth: Pillow can write neither 16-bit nor float RGB, and its
+    libtiff writer (needed for compression) fails on EXIF that has an EXIF or GPS directory, as
+    every camera photo's has. Deflate with the horizontal predictor compresses 8- and 16-bit photos
+    well and needs no extra codec package. Floats are written uncompressed: their predictor would
+    need imagecodecs, and deflate alone saved 14% on an enhanced 12-MP photo while taking 5.4 s,
+    against 0.2 s uncompressed. Of the EXIF, the text tags listed below, software, resolution and
+    the EXIF and GPS directories are written; other tags of its first directory are dropped, with
+    a warning."""
     data = pixels if alpha is None else np.dstack([pixels, alpha])
-    deep_integers = pixels.dtype == np.uint16
+    integers = pixels.dtype != np.float32
     tags = Image.Exif()
     if exif:
         tags.load(exif)
@@ -795,14 +889,20 @@ def _write_deep_tiff(file, path: Path, pixels, alpha, icc, exif: bytes | None) -
     resolution = tags.get(282), tags.get(283)  # XResolution, YResolution
     has_resolution = all(resolution)
     text = {code: _ascii_tag(tags, code) for code in _TIFF_TEXT_TAGS}
+    # tifffile's own note of the array's shape, from a file it wrote: wrong once the photo is
+    # turned upright or a page is dropped, and tifffile then warns on every read. Not the user's.
+    layout_note = (text.get(270) or "").startswith('{"shape":')
+    if layout_note:
+        text[270] = None
+    software = _ascii_tag(tags, 305)
     tifffile.imwrite(
         file, data,
         photometric="minisblack" if pixels.ndim == 2 else "rgb",
         extrasamples=["unassalpha"] if alpha is not None else None,
-        compression="zlib" if deep_integers else None, predictor=deep_integers,
+        compression="zlib" if integers else None, predictor=integers,
         iccprofile=icc,
         metadata=None,  # no tifffile JSON description tag
-        software=_ascii_tag(tags, 305) or False,  # the photo's Software tag, or none (not tifffile's name)
+        software=software or False,  # the photo's Software tag, or none (not tifffile's name)
         resolution=tuple(map(float, resolution)) if has_resolution else None,
         resolutionunit=tags.get(296) if has_resolution else None,
         extratags=[(code, "s", 0, value, True) for code, value in text.items() if value]
@@ -811,13 +911,26 @@ def _write_deep_tiff(file, path: Path, pixels, alpha, icc, exif: bytes | None) -
     if directories:
         _append_exif_directories(file, path, directories)
 
+    # Nothing is lost with orientation 1 (the pixels are upright), which is what a TIFF without the
+    # tag means, with Windows' Padding tag (0xEA1C: filler bytes) or with an empty EXIF or GPS directory.
+    kept = {code for code, value in text.items() if value} | set(directories) | {_ORIENTATION, 0xEA1C}
+    kept |= {270} if layout_note else set()
+    kept |= {pointer for pointer in _STAND_IN if not tags.get_ifd(pointer)}
+    kept |= {305} if software else set()
+    kept |= {282, 283, 296} if has_resolution else set()
+    left_out = sorted(code for code in tags if code not in kept)
+    if left_out:
+        names = ", ".join(ExifTags.TAGS.get(code, f"tag {code}") for code in left_out)
+        warnings.warn(f"{path}: these EXIF tags could not be written to the TIFF and were dropped: {names}",
+                      ImageIOWarning, stacklevel=3)
 
-# What the deep-TIFF writer copies of a photo's EXIF. tifffile writes the plain text tags of the
-# first directory (description, make, model, date, artist, copyright; software has its own
-# argument) but refuses the pointers to the EXIF and GPS directories, so those are written under
-# the unused tag code just below each, which keeps the directory's tag order, then renamed once
-# their directory is appended.
-_TIFF_TEXT_TAGS = (270, 271, 272, 306, 315, 33432)
+
+# What the TIFF writer copies of a photo's EXIF. tifffile writes the plain text tags of the
+# first directory (description, make, model, date, artist, host computer, copyright; software
+# has its own argument) but refuses the pointers to the EXIF and GPS directories, so those are
+# written under the unused tag code just below each, which keeps the directory's tag order, then
+# renamed once their directory is appended.
+_TIFF_TEXT_TAGS = (270, 271, 272, 306, 315, 316, 33432)
 _EXIF_POINTER, _GPS_POINTER, _INTEROP_POINTER = 0x8769, 0x8825, 0xA005
 _STAND_IN = {_EXIF_POINTER: _EXIF_POINTER - 1, _GPS_POINTER: _GPS_POINTER - 1}
 _CLASSIC_TIFF_LE = b"II*\x00"

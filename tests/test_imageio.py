@@ -2,6 +2,7 @@
 
 import dataclasses
 import doctest
+import os
 import struct
 import warnings
 import zlib
@@ -221,15 +222,34 @@ def test_16bit_gray_alpha_png(tmp_path):
     assert photo.grayscale and photo.bit_depth == 16
     np.testing.assert_array_equal(photo.pixels[..., 1], data[..., 0])
     np.testing.assert_array_equal(photo.alpha, data[..., 1])
-    # Written as 16-bit RGBA (OpenCV has no 2-channel PNG); values are kept.
-    out = read_image(write_image(tmp_path / "out.png", photo))
-    np.testing.assert_array_equal(out.pixels[..., 0], data[..., 0])
-    np.testing.assert_array_equal(out.alpha, data[..., 1])
+    # Written back as 16-bit gray + alpha (colour type 4), with the values kept.
+    out = write_image(tmp_path / "out.png", photo)
+    assert out.read_bytes()[24:26] == bytes([16, 4])  # IHDR bit depth and colour type
+    again = read_image(out)
+    assert again.grayscale and again.bit_depth == 16
+    np.testing.assert_array_equal(again.pixels[..., 0], data[..., 0])
+    np.testing.assert_array_equal(again.alpha, data[..., 1])
     # TIFF holds gray + alpha directly.
     out = read_image(write_image(tmp_path / "out.tif", photo))
     assert out.grayscale
     np.testing.assert_array_equal(out.pixels[..., 2], data[..., 0])
     np.testing.assert_array_equal(out.alpha, data[..., 1])
+
+
+def test_16bit_gray_alpha_png_keeps_icc_and_exif(tmp_path):
+    gray = rgb16(3)[..., 0]
+    alpha = rgb16(4)[..., 0]
+    icc = b"\0" * 16 + b"GRAY" + b"\0" * 108  # header says: gray profile
+    photo = Photo(np.dstack([gray] * 3), alpha, True, 16, "PNG", icc, exif_with(1).tobytes())
+    out = write_image(tmp_path / "ga16.png", photo)
+    assert out.read_bytes()[24:26] == bytes([16, 4])  # IHDR bit depth and colour type
+    with Image.open(out) as written:
+        assert written.info["icc_profile"] == icc
+        assert written.getexif()[0x010F] == "TestCam"
+    cv_read = cv2.imread(str(out), cv2.IMREAD_UNCHANGED)  # a second decoder agrees on the values
+    assert cv_read.dtype == np.uint16
+    np.testing.assert_array_equal(cv_read[..., 0], gray)
+    np.testing.assert_array_equal(cv_read[..., 3], alpha)
 
 
 def test_16bit_to_8bit_formats(tmp_path):
@@ -344,6 +364,33 @@ def test_palette_images(tmp_path):
     assert photo.grayscale and set(np.unique(photo.pixels)) <= {0, 255}
 
 
+def test_png_colour_key_becomes_alpha(tmp_path):
+    """A tRNS chunk on an RGB or gray PNG makes one colour transparent, as in every viewer."""
+    colour = rgb8()
+    colour[0, :5] = (1, 2, 3)  # the key colour, in a few pixels
+    Image.fromarray(colour).save(tmp_path / "rgb.png", transparency=(1, 2, 3))
+    gray = colour[..., 1]
+    Image.fromarray(gray).save(tmp_path / "gray.png", transparency=2)
+    Image.fromarray(gray > 100).save(tmp_path / "1bit.png", transparency=0)
+    for name, expected in (("rgb.png", (colour != (1, 2, 3)).any(axis=2)), ("gray.png", gray != 2),
+                           ("1bit.png", gray > 100)):
+        photo = read_image(tmp_path / name)
+        assert photo.alpha is not None, name
+        np.testing.assert_array_equal(photo.alpha, np.where(expected, 255, 0))
+    np.testing.assert_array_equal(read_image(tmp_path / "rgb.png").pixels, colour)
+
+    # 16 bits: OpenCV applies an RGB key itself, but not a gray one.
+    data = rgb16()[..., 0].copy()
+    data[0, :5] = 1000
+    raw = b"".join(b"\x00" + row.astype(">u2").tobytes() for row in data)
+    png = png_bytes(W, H, 16, 0, raw)
+    src = tmp_path / "gray16.png"
+    src.write_bytes(png[:33] + png_chunk(b"tRNS", struct.pack(">H", 1000)) + png[33:])
+    photo = read_image(src)
+    np.testing.assert_array_equal(photo.alpha, np.where(data != 1000, 65535, 0))
+    np.testing.assert_array_equal(photo.pixels[..., 0], data)
+
+
 def test_cmyk_jpeg_is_converted_with_note(tmp_path):
     cmyk = np.zeros((H, W, 4), np.uint8)
     cmyk[:, : W // 2, 0] = 255  # left half full cyan, right half paper white
@@ -388,6 +435,28 @@ def test_every_orientation_matches_pillow(tmp_path, orientation):
     with Image.open(src) as im:
         expected = np.array(ImageOps.exif_transpose(im))
     np.testing.assert_array_equal(read_image(src).pixels, expected)
+
+
+@pytest.mark.parametrize("compression", [None, "tiff_lzw"])
+@pytest.mark.parametrize("mode", ["L", "RGB", "RGBA", "CMYK"])
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_every_orientation_in_8bit_tiffs(tmp_path, orientation, mode, compression):
+    """Pillow memory-maps an uncompressed L, RGBA or CMYK TIFF opened by name, and used to scramble
+    one with orientation 5-8; and it deletes the orientation tag, which must come back as 1."""
+    stored = Image.frombytes(mode, (W, H), np.random.default_rng(8).bytes(W * H * len(mode)))
+    src = tmp_path / "o.tif"
+    stored.save(src, exif=exif_with(orientation), **({"compression": compression} if compression else {}))
+    upright = stored.copy()
+    upright.getexif()[0x0112] = orientation
+    upright = ImageOps.exif_transpose(upright)
+    expected = np.array(upright.convert("RGB") if mode != "RGBA" else upright)
+
+    photo = read_image(src)
+    pixels = photo.pixels if mode != "RGBA" else np.dstack([photo.pixels, photo.alpha])
+    np.testing.assert_array_equal(pixels, expected)
+    tags = Image.Exif()
+    tags.load(photo.exif)
+    assert tags[0x0112] == 1 and tags[0x010F] == "TestCam"  # kept, and reset: pixels are upright
 
 
 def test_exif_orientation_in_16bit_files(tmp_path):
@@ -453,6 +522,52 @@ def test_16bit_and_float_tiffs_keep_the_exif_and_gps_directories(tmp_path, dtype
     assert not caplog.records  # tifffile logged no refused tag
 
 
+def test_tifffile_layout_note_is_not_copied(tmp_path):
+    src = tmp_path / "in.tif"
+    tifffile.imwrite(src, rgb16()[None], photometric="rgb")  # a one-page stack: {"shape": [1, 12, 20, 3]}
+    out = write_image(tmp_path / "out.tif", read_image(src))
+    with tifffile.TiffFile(out) as tif:
+        assert "ImageDescription" not in tif.pages[0].tags
+
+
+def camera_exif():
+    """EXIF as a camera writes it: an EXIF and a GPS directory below the first one."""
+    exif = exif_with(1)
+    exif.get_ifd(0x8769).update({0x8827: 400, 0x9003: "2024:01:02 03:04:05"})  # ISO, date taken
+    exif.get_ifd(0x8825).update({1: "N", 2: (52.0, 31.0, 12.5)})  # GPS latitude
+    return exif
+
+
+@pytest.mark.parametrize("source", ["in.tif", "in.jpg"])
+def test_8bit_tiff_keeps_the_exif_and_gps_directories(tmp_path, source):
+    src = tmp_path / source
+    Image.fromarray(rgb8()).save(src, exif=camera_exif().tobytes(), quality=95)  # quality: JPEG only
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nothing is lost, so no warning
+        out = write_image(tmp_path / "out.tif", read_image(src))
+    written = read_image(out)
+    assert written.bit_depth == 8
+    if source == "in.tif":
+        np.testing.assert_array_equal(written.pixels, rgb8())
+    tags = Image.Exif()
+    tags.load(written.exif)
+    assert tags[0x010F] == "TestCam"
+    assert tags.get_ifd(0x8769) == {0x8827: 400, 0x9003: "2024:01:02 03:04:05"}
+    assert tags.get_ifd(0x8825) == {1: "N", 2: (52.0, 31.0, 12.5)}
+
+
+def test_tiff_writer_warns_about_the_exif_tags_it_drops(tmp_path):
+    exif = camera_exif()
+    exif[0x4746] = 4  # Rating: a first-directory tag the TIFF writer does not copy
+    photo = read_image(_saved(tmp_path / "in.png", rgb8()))
+    photo.exif = exif.tobytes()
+    with pytest.warns(ImageIOWarning, match="Rating"):
+        out = write_image(tmp_path / "out.tif", photo)
+    tags = Image.Exif()
+    tags.load(read_image(out).exif)
+    assert tags[0x010F] == "TestCam" and 0x4746 not in tags
+
+
 @pytest.mark.parametrize("suffix", [".png", ".tif"])
 def test_icc_profile_kept_16bit(tmp_path, suffix):
     photo = read_image(_png16(tmp_path))
@@ -465,6 +580,39 @@ def test_icc_profile_kept_16bit(tmp_path, suffix):
     if suffix == ".png":
         with Image.open(out) as written:
             assert written.getexif().get(0x010F) == "TestCam"
+
+
+def test_exif_too_long_for_jpeg_is_dropped_with_a_warning(tmp_path):
+    """A JPEG APP1 segment holds 65,533 bytes of EXIF, its "Exif\\0\\0" prefix included; Pillow's
+    EXIF always has an even length, so 65,532 is the most that fits."""
+    photo = read_image(_saved(tmp_path / "in.png", smooth8()))
+
+    def exif_of_size(size):
+        exif = exif_with(1)
+        exif[0x010E] = "x" * 100  # ImageDescription, grown to reach `size`
+        exif[0x010E] = "x" * (100 + size - len(exif.tobytes()))
+        data = exif.tobytes()
+        assert len(data) == size
+        return data
+
+    photo.exif = exif_of_size(65_532)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = write_image(tmp_path / "fits.jpg", photo)
+    with Image.open(out) as written:
+        assert written.getexif()[0x010F] == "TestCam"
+
+    photo.exif = exif_of_size(65_534)
+    with pytest.warns(ImageIOWarning, match="EXIF") as caught:
+        out = write_image(tmp_path / "too_long.jpg", photo)
+    assert "\n" not in str(caught[0].message)
+    with Image.open(out) as written:
+        assert not written.getexif()
+    with warnings.catch_warnings():  # other formats hold it
+        warnings.simplefilter("error")
+        out = write_image(tmp_path / "too_long.png", photo)
+    with Image.open(out) as written:
+        assert written.getexif()[0x010F] == "TestCam"
 
 
 def test_gray_icc_not_put_into_rgb_file(tmp_path):
@@ -728,6 +876,31 @@ def test_atomic_write_uses_hidden_temp_name(tmp_path, monkeypatch):
     assert not is_image_path(temp)
 
 
+@pytest.mark.parametrize("length", [241, 242, 250, 255])
+def test_names_up_to_the_file_system_limit_can_be_written(tmp_path, monkeypatch, length):
+    if not hasattr(os, "pathconf") or os.pathconf(tmp_path, "PC_NAME_MAX") != 255:
+        pytest.skip("this file system does not limit names to 255 bytes")
+    photo = read_image(_saved(tmp_path / "in.png", rgb8()))
+    seen = []
+    real_replace = imageio.os.replace
+
+    def spy(src, dst):
+        seen.append(src)
+        real_replace(src, dst)
+
+    monkeypatch.setattr(imageio.os, "replace", spy)
+    name = "é" * 10 + "n" * (length - 20 - 4) + ".png"  # "é" is 2 bytes in UTF-8
+    assert len(name.encode()) == length
+    out = write_image(tmp_path / name, photo)
+    np.testing.assert_array_equal(read_image(out).pixels, rgb8())
+    (temp,) = seen
+    assert temp.name.startswith(".") and temp.name.endswith(".tmp.png") and not is_image_path(temp)
+    assert len(temp.name.encode()) <= 255
+    if length <= 241:  # still fits with the final name in it
+        assert temp.name.startswith("." + out.stem)
+    assert listdir(tmp_path) == sorted(["in.png", name])
+
+
 def test_output_extension_and_is_image_path(tmp_path):
     assert output_extension("a/photo.JPG", "same") == ".JPG"
     assert output_extension("photo.tiff", "same") == ".tiff"
@@ -774,13 +947,15 @@ def test_animated_image_first_frame_with_note(tmp_path, name, options):
         assert getattr(written, "n_frames", 1) == 1
 
 
-@pytest.mark.parametrize("dtype", [np.uint32, np.int16])
-def test_tiffs_of_wide_or_signed_integers_are_refused_by_name(tmp_path, dtype):
+@pytest.mark.parametrize("dtype, kind", [(np.uint32, "(32-bit integer TIFF)"),
+                                         (np.int16, "(signed 16-bit integer TIFF)"),
+                                         (np.int32, "(signed 32-bit integer TIFF)")])
+def test_tiffs_of_wide_or_signed_integers_are_refused_by_name(tmp_path, dtype, kind):
     path = tmp_path / "counts.tif"
     tifffile.imwrite(path, np.zeros((6, 8, 3), dtype), photometric="rgb")
-    bits = np.dtype(dtype).itemsize * 8
-    with pytest.raises(ImageReadError, match=f"{bits}-bit integer TIFF") as err:
+    with pytest.raises(ImageReadError) as err:
         read_image(path)
+    assert kind in str(err.value) and "unsigned 8- or 16-bit integer" in str(err.value)
     assert str(err.value).startswith(str(path))
 
 
@@ -828,6 +1003,28 @@ def test_float_tiff_out_of_range_values_are_clipped_with_a_note(tmp_path):
     assert photo.pixels[0, 0].tolist() == [1.0, 0.0, 0.0]
     assert (photo.pixels[1:] == 0.25).all()
     assert photo.notes == ["5% of the floating-point values were outside 0..1 (or not numbers) and were clipped to 0..1"]
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32])  # read by Pillow, tifffile, tifffile
+def test_bigtiff_exif(tmp_path, dtype):
+    pixels = {np.uint8: rgb8(), np.uint16: rgb16(), np.float32: rgb16() / np.float32(65535)}[dtype]
+    plain = tmp_path / "plain.tif"
+    tifffile.imwrite(plain, pixels, photometric="rgb", bigtiff=True)
+    photo = read_image(plain)
+    assert photo.notes == []  # no EXIF-like tags beyond tifffile's own: nothing to report
+    np.testing.assert_array_equal(photo.pixels, pixels)
+
+    rotated = tmp_path / "rotated.tif"
+    tifffile.imwrite(rotated, pixels, photometric="rgb", bigtiff=True,
+                     extratags=[(271, "s", 0, "TestCam", True), (274, "H", 1, 6, True)])
+    photo = read_image(rotated)
+    assert photo.notes == []
+    np.testing.assert_array_equal(photo.pixels, np.rot90(pixels, -1))
+    tags = Image.Exif()
+    tags.load(photo.exif)  # classic TIFF structure, as other files hold EXIF
+    assert tags[0x010F] == "TestCam" and tags[0x0112] == 1
+    with Image.open(write_image(tmp_path / "out.jpg", photo)) as written:
+        assert written.getexif()[0x010F] == "TestCam"
 
 
 def test_float_tiff_with_the_floating_point_predictor_is_read_through_opencv(tmp_path):

@@ -91,14 +91,10 @@ def collect_inputs(inputs: list[str], recursive: bool, not_images: Optional[list
         found += [(f, relative) for f, relative in files if is_image_path(f)]
         if not_images is not None:
             not_images += [f for f, _ in files if not is_image_path(f) and not f.name.startswith(".")]
-    seen: set[str] = set()
-    unique = []
+    unique: dict[str, tuple[Path, Path]] = {}
     for source, relative in found:
-        key = _file_key(source)
-        if key not in seen:
-            seen.add(key)
-            unique.append((source, relative))
-    return unique
+        unique.setdefault(_file_key(source), (source, relative))
+    return list(unique.values())
 
 
 def _folder_files(folder: Path, recursive: bool, unreadable: Optional[list[str]]) -> list[Path]:
@@ -107,7 +103,8 @@ def _folder_files(folder: Path, recursive: bool, unreadable: Optional[list[str]]
         if Path(err.filename) == folder:
             raise UsageError(f"{folder}: cannot read the folder ({err.strerror or err})")
         if unreadable is not None:
-            unreadable.append(f"{err.filename}: cannot read the folder ({err.strerror or err}); its photos were left out")
+            unreadable.append(f"{err.filename}: cannot read the folder ({err.strerror or err}); "
+                              "its photos were left out")
 
     files = []
     for parent, subfolders, names in os.walk(folder, onerror=note_unreadable):

@@ -12,8 +12,9 @@ lists them), to see what a candidate does on scenes it has never seen.
 
 `--by-input-level DATA` splits the images in two by how far their dark input's brightness (log2
 of its mean; DATA is the dataset folder, read as `enhance eval --data` reads it) lies from the
-median of them all: the half nearest that typical level and the half furthest from it. LOL's own inputs spread over about three stops, so
-this tests a model made for other exposures on real photos of other darkness, not synthetic ones.
+median of them all: the half nearest that typical level and the half furthest from it. LOL's
+own inputs spread over about three stops, so this tests a model made for other exposures on
+real photos of other darkness, not synthetic ones.
 """
 
 import argparse

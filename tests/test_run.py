@@ -134,7 +134,8 @@ def test_an_output_folder_inside_a_recursive_glob_is_not_matched_again(photos, w
     assert run(pattern, "-r", "-o", out, "--weights", weights, "--tile", "0", "--skip-existing") == 1
     assert "done 0, skipped 2, failed 1" in capsys.readouterr().out
     # A glob that names the output folder itself is taken at its word.
-    assert [f.name for f, _ in collect_inputs([str(out / "**" / "*.png")], True, output_folder=out)] == ["b.png", "c.png"]
+    named = collect_inputs([str(out / "**" / "*.png")], True, output_folder=out)
+    assert [f.name for f, _ in named] == ["b.png", "c.png"]
 
 
 def test_a_glob_root_is_its_leading_components_without_wildcards():
@@ -216,7 +217,8 @@ def test_a_subfolder_that_cannot_be_read_is_named(photos, weights, tmp_path, mon
     assert run(photos, "-r", "-o", tmp_path / "out", "--weights", weights, "--tile", "0") == 1
     captured = capsys.readouterr()
     assert "done 2, skipped 0, failed 1" in captured.out
-    assert f"failed: {photos / 'sub'}: cannot read the folder (Permission denied); its photos were left out" in captured.err
+    assert (f"failed: {photos / 'sub'}: cannot read the folder (Permission denied); its photos were left out"
+            in captured.err)
 
 
 def test_a_process_without_photos_under_torchrun_ends_quietly(photos, weights, tmp_path, monkeypatch, capsys):

@@ -19,7 +19,8 @@ JPEG      8-bit gray/RGB/CMYK      8-bit gray/RGB, ICC + EXIF, quality (default 
                                    with a warning if it was not opaque; so is EXIF over
                                    64 KB, which a JPEG cannot hold.
 WebP      8-bit, alpha, animated   8-bit RGB(A) (no grayscale in WebP), ICC + EXIF,
-                                   lossy quality (default 90) or lossless.
+                                   lossy quality (default 90) or lossless (always for
+                                   a lossless WebP source).
 TIFF      8/16-bit, 16/32/64-bit   8/16-bit (deflate) and 32-bit float (uncompressed),
           float, gray, RGB(A),     gray, RGB(A), ICC + EXIF: the text tags, resolution
           CMYK, multi-page,        and the EXIF and GPS directories (tifffile writes no
@@ -156,6 +157,7 @@ class Photo:
     # A JPEG source's chroma subsampling as Pillow numbers it (0 = 4:4:4, 1 = 4:2:2, 2 = 4:2:0),
     # kept when the result is written as JPEG: a 4:4:4 original should not lose colour detail.
     jpeg_subsampling: int | None = None
+    webp_lossless: bool = False  # a lossless WebP source stays lossless when written as WebP
 
     @property
     def megapixels(self) -> float:
@@ -304,7 +306,33 @@ def _read_pillow_source(path: Path, source, head: bytes, max_pixels: int) -> Pho
 
     photo = _make_photo(color, alpha, gray, source_format, icc, exif, orientation, notes)
     photo.jpeg_subsampling = subsampling if subsampling in (0, 1, 2) else None  # -1: gray or unusual
+    photo.webp_lossless = source_format == "WEBP" and _webp_is_lossless(path)
     return photo
+
+
+def _webp_is_lossless(path: Path) -> bool:
+    """Whether a WebP file's (first) image is stored lossless: a VP8L chunk, not a lossy VP8 one.
+
+    RIFF chunks are a FourCC, a little-endian size and the data, padded to an even length. An
+    extended file (VP8X) puts ICC and animation chunks first; an animation frame (ANMF) holds
+    its image chunk after a 16-byte frame header.
+    """
+    try:
+        with open(path, "rb") as f:
+            f.seek(12)  # past "RIFF", the file size and "WEBP"
+            while True:
+                header = f.read(8)
+                if len(header) < 8:
+                    return False
+                kind, size = header[:4], struct.unpack("<I", header[4:])[0]
+                if kind in (b"VP8L", b"VP8 "):
+                    return kind == b"VP8L"
+                if kind == b"ANMF":
+                    f.seek(16, os.SEEK_CUR)  # into the first frame: its chunks follow its header
+                    continue
+                f.seek(size + size % 2, os.SEEK_CUR)
+    except OSError:
+        return False
 
 
 def _note_dropped_channels(count: int, notes: list[str]) -> None:
@@ -658,7 +686,8 @@ def write_image(path, photo: Photo, *, jpeg_quality: int = 95, webp_quality: int
             else:
                 _save_with_pillow(file, fmt, pixels, alpha, icc, exif,
                                   jpeg_quality=jpeg_quality, jpeg_subsampling=photo.jpeg_subsampling,
-                                  webp_quality=webp_quality, webp_lossless=webp_lossless)
+                                  webp_quality=webp_quality,
+                                  webp_lossless=webp_lossless or photo.webp_lossless)
             file.flush()
             os.fsync(file.fileno())  # data on disk before the rename makes it visible
         os.replace(temp, path)

@@ -138,6 +138,19 @@ def test_jpeg_keeps_the_source_chroma_subsampling(tmp_path, subsampling):
     assert read_image(_saved(tmp_path / "gray.jpg", rgb8()[..., 0])).jpeg_subsampling is None
 
 
+SRGB_PROFILE = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+
+
+@pytest.mark.parametrize("options", [{}, {"save_all": True, "append_images": [Image.new("RGB", (W, H))]},
+                                     {"icc_profile": SRGB_PROFILE}], ids=["simple", "animated", "extended"])
+def test_a_lossless_webp_stays_lossless(tmp_path, options):
+    lossless = read_image(_saved(tmp_path / "in.webp", rgb8(), lossless=True, **options))
+    assert lossless.webp_lossless
+    np.testing.assert_array_equal(read_image(write_image(tmp_path / "out.webp", lossless)).pixels, rgb8())
+    lossy = read_image(_saved(tmp_path / "lossy.webp", rgb8(), quality=80, **options))
+    assert not lossy.webp_lossless
+
+
 def _saved(path, array, **options):
     Image.fromarray(array).save(path, **options)
     return path

@@ -6,11 +6,29 @@
     brighter = enhance.adjust_exposure(bright, 0.5)  # half a stop more light, as `--exposure 0.5`
 """
 
-from .exposure import adjust_exposure
-from .inference import enhance_image
-from .models import create_model, list_models
-from .weights import UntrainedModelError, WeightsError, load_model
+import importlib
 
 __version__ = "0.1.0"
-__all__ = ["enhance_image", "adjust_exposure", "create_model", "list_models", "load_model", "WeightsError",
-           "UntrainedModelError"]
+
+# Each name and the module that holds it, imported on first use (PEP 562): `enhance --help`
+# then starts without PyTorch, and a subcommand imports only what it needs.
+_EXPORTS = {
+    "adjust_exposure": ".exposure",
+    "enhance_image": ".inference",
+    "create_model": ".models",
+    "list_models": ".models",
+    "load_model": ".weights",
+    "WeightsError": ".weights",
+    "UntrainedModelError": ".weights",
+}
+__all__ = list(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])

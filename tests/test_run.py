@@ -366,6 +366,14 @@ def test_options_are_not_abbreviated(photos, weights, tmp_path, capsys):
     assert stopped.value.code == 2 and "unrecognized arguments: --over" in capsys.readouterr().err
 
 
+def test_help_starts_without_importing_pytorch():
+    code = "import sys, enhance.cli; enhance.cli.build_parser(); print('torch' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert result.stdout.strip() == "False", result.stderr
+    import enhance
+    assert enhance.enhance_image.__module__ == "enhance.inference"  # the public names load on use
+
+
 def test_python_dash_m_enhance_is_the_same_command(photos, weights, tmp_path):
     out = tmp_path / "out"
     result = subprocess.run([sys.executable, "-m", "enhance", "run", photos / "b.png", "-o", out, "--weights", weights],

@@ -225,7 +225,7 @@ class EnhanceHandler:
         elapsed = time.perf_counter() - started
 
         info = describe(photo, out_name, model_name, tile_label(tile_size), strength, exposure, elapsed,
-                        untrained=model_name in self.models.untrained, reused=reused, write_notes=write_notes)
+                        untrained=model_name in self.models.untrained, reused=reused, write_notes=tuple(write_notes))
         return (preview(photo), preview(result)), download, info
 
     def _run_network(self, photo_path: str, name: str, model_name: str, tile_size, progress, key) -> "_NetworkResult":

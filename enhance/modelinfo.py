@@ -35,11 +35,21 @@ def model_info(name: str) -> ModelInfo:
     else:
         weights = "ok" if sha256_of(WEIGHTS_DIR / entry.weights) == entry.sha256 else "sha256 mismatch"
     psnr = ssim = None
-    card = WEIGHTS_DIR / f"{name}.json"
-    if card.is_file():
-        validation = json.loads(card.read_text()).get("validation", {})
-        psnr, ssim = validation.get("psnr"), validation.get("ssim")
+    if weights == "ok":  # a card's scores describe its weights file only: checked by sha256 below
+        psnr, ssim = _card_scores(WEIGHTS_DIR / f"{name}.json", entry.sha256)
     return ModelInfo(name, parameters, weights, psnr, ssim, entry.description)
+
+
+def _card_scores(card, sha256: str) -> tuple[Optional[float], Optional[float]]:
+    """Validation PSNR and SSIM from a model card that names these weights (by sha256), else None."""
+    try:
+        facts = json.loads(card.read_text())
+        validation = facts["validation"]
+        if facts.get("sha256") != sha256:
+            return None, None
+        return float(validation["psnr"]), float(validation["ssim"])
+    except (OSError, ValueError, TypeError, KeyError):  # no card, or one that is not what we wrote
+        return None, None
 
 
 def add_arguments(parser) -> None:
@@ -54,6 +64,7 @@ def main(args) -> int:
     for name, r in zip(names, rows):
         scores = f"{r.val_psnr:.2f} / {r.val_ssim:.3f}" if r.val_psnr is not None and r.val_ssim is not None else "-"
         print(f"{name:<{width}}  {r.parameters / 1e6:6.2f}M  {r.weights:<15}  {scores:<14}  {r.description}")
-    print(f"\nweights: {WEIGHTS_DIR}; val: plain PSNR/SSIM on datasets/lol_v1_val.txt, from each model's card "
-          "(<name>.json there)")
+    print(f"\nweights: {WEIGHTS_DIR}; val: plain PSNR/SSIM on datasets/lol_v1_val.txt at the end of training "
+          "(bf16), from each model's card (<name>.json there), shown when the card names the weights' sha256 "
+          "and they check out")
     return 0 if all(r.weights == "ok" for r in rows) else 1

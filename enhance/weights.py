@@ -76,7 +76,7 @@ def save_weights(model: SAGAUNet, path: Union[str, Path], name: str = "") -> str
 
 
 def _read_file(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    if path.suffix != ".safetensors":
+    if path.suffix.lower() != ".safetensors":
         raise WeightsError(f"{path}: only .safetensors weights are loaded (pickle-based .pt/.pth files can run code)")
     if not path.is_file():
         raise WeightsError(f"{path}: no such weights file")
@@ -127,9 +127,12 @@ def load_model(name_or_path: Optional[Union[str, Path]] = None, device: Union[st
         entry = get_entry(name_or_path)
         path = WEIGHTS_DIR / entry.weights if entry.weights else None
         if path is None or entry.sha256 is None or not path.is_file():
-            message = (f"model {entry.name!r} has no trained weights yet"
-                       + (f" ({path} is missing)" if path else "")
-                       + "; train it with `enhance train` or pass a .safetensors file")
+            if path is not None and entry.sha256 is not None:  # trained, but the file is not here
+                message = (f"{path}: the weights file of model {entry.name!r} is missing; restore it from the "
+                           "repository (weights/) or pass a .safetensors file")
+            else:
+                message = (f"model {entry.name!r} has no trained weights yet; train it with `enhance train` "
+                           "or pass a .safetensors file")
             if not allow_untrained:
                 raise UntrainedModelError(message)
             warnings.warn(message + ": USING RANDOM WEIGHTS", stacklevel=2)
@@ -145,7 +148,10 @@ def load_model(name_or_path: Optional[Union[str, Path]] = None, device: Union[st
     tensors, metadata = _read_file(path)
     if "config" not in metadata:
         raise WeightsError(f"{path}: no network config in the file's metadata (not saved by saga-enhance?)")
-    config = UNetConfig.from_dict(json.loads(metadata["config"]))
+    try:
+        config = UNetConfig.from_dict(json.loads(metadata["config"]))
+    except (ValueError, TypeError) as err:  # not JSON, unknown keys, or values the network refuses
+        raise WeightsError(f"{path}: the network config in the file's metadata is not valid ({err})") from None
     model = SAGAUNet(config)
     load_state_strict(model, tensors, path)
     return model.to(device).eval()

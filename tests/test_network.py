@@ -195,6 +195,16 @@ def test_config_round_trips_through_dict():
     assert UNetConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
 
 
+@pytest.mark.parametrize("config", ['{"widths": [16, 32], "bogus": 1}', "{not json", '{"widths": "abc"}'])
+def test_a_broken_config_in_the_metadata_is_a_one_line_weights_error(tmp_path, config):
+    from safetensors.torch import save_file
+
+    path = tmp_path / "odd.safetensors"
+    save_file({"w": torch.zeros(1)}, str(path), metadata={"config": config})
+    with pytest.raises(WeightsError, match=r"odd.safetensors: the network config in the file's metadata is not valid"):
+        load_model(path)
+
+
 def test_enhance_models_lists_each_model_with_its_weights_and_scores(capsys):
     assert cli_main(["models"]) == 0
     lines = capsys.readouterr().out.splitlines()
@@ -214,3 +224,17 @@ def test_enhance_models_names_missing_and_altered_weights(monkeypatch, tmp_path,
     assert modelinfo.model_info("saga-s-any-exposure").weights == "missing"
     assert cli_main(["models"]) == 1
     assert "missing" in capsys.readouterr().out
+    assert modelinfo.model_info("saga-l").val_psnr is None  # a card's scores are not the altered file's
+
+
+def test_enhance_models_shows_only_the_scores_of_a_card_that_names_the_weights(monkeypatch, tmp_path):
+    shutil.copy(WEIGHTS_DIR / "saga-s.safetensors", tmp_path / "saga-s.safetensors")
+    monkeypatch.setattr(modelinfo, "WEIGHTS_DIR", tmp_path)
+    card = json.loads((WEIGHTS_DIR / "saga-s.json").read_text())
+    (tmp_path / "saga-s.json").write_text(json.dumps(card))
+    assert modelinfo.model_info("saga-s").val_psnr == card["validation"]["psnr"]
+    (tmp_path / "saga-s.json").write_text(json.dumps({**card, "sha256": "0" * 64}))
+    assert modelinfo.model_info("saga-s").val_psnr is None
+    for broken in ("{broken", "[]", '{"validation": null}'):
+        (tmp_path / "saga-s.json").write_text(broken)
+        assert modelinfo.model_info("saga-s").val_psnr is None

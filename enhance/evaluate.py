@@ -45,6 +45,7 @@ import os
 import secrets
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -171,7 +172,12 @@ def evaluate(model, pairset: PairSet, *, gt_mean: bool = False, tta: bool = Fals
             raise ValueError(f"--save-dir {save_dir}: already holds {', '.join(taken[:3])}"
                              f"{f' and {len(taken) - 3} more' if len(taken) > 3 else ''}; "
                              "pass --overwrite to replace them, or choose another folder")
-        save_dir.mkdir(parents=True, exist_ok=True)
+        if save_dir.exists() and not save_dir.is_dir():
+            raise ValueError(f"--save-dir {save_dir}: is a file, not a folder")
+        try:
+            save_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise ValueError(f"--save-dir {save_dir}: cannot create the folder ({err.strerror or err})") from None
 
     options = {"tile": tile, "precision": precision}
     parameters, flops = count_parameters(model), count_flops(model)
@@ -204,6 +210,8 @@ def evaluate(model, pairset: PairSet, *, gt_mean: bool = False, tta: bool = Fals
         out = tta_enhance(model, x, **options) if tta else enhance_tensor(model, x, **options)
         out = out[0].permute(1, 2, 0).cpu().numpy()  # .cpu() waits for the GPU, so the time is complete
         seconds = time.perf_counter() - start
+        if not np.isfinite(out).all():  # broken weights: a NaN output would score as black, silently
+            raise ValueError(f"{pair.stem}: the model's output is not finite (NaN or inf); the weights are broken")
         out8 = quantize_8bit(out)  # what a saved PNG holds: every figure is computed from this
 
         if save_dir is not None:
@@ -430,8 +438,9 @@ def main(args) -> int:
             return _error(f"--report {args.report}: is a folder; give a file name ending in .json or .csv")
         try:
             args.report.parent.mkdir(parents=True, exist_ok=True)
+            tempfile.TemporaryFile(dir=args.report.parent).close()  # can a file be written there?
         except OSError as err:
-            return _error(f"--report {args.report}: cannot create its folder ({err.strerror or err})")
+            return _error(f"--report {args.report}: cannot write in its folder ({err.strerror or err})")
     try:
         pairset = _find(args)
     except PairError as err:
@@ -466,6 +475,7 @@ def main(args) -> int:
         print(f"skipped {item['name']}: {item['reason']}")
     if report["n_images"] == 0:
         return _error("no image could be evaluated")
+    left_out = len(problems) + len(report["skipped"])
     print_report(report)
     if args.save_dir is not None:
         print(f"outputs: {args.save_dir}/<stem>.png (the exact 8-bit images scored)")
@@ -475,4 +485,8 @@ def main(args) -> int:
         except OSError as err:
             return _error(f"--report {args.report}: {err}")
         print(f"report: {args.report}")
+    if left_out:  # the means cover fewer images than were asked for: a script should notice
+        print(f"enhance eval: {left_out} of the images asked for were not evaluated (listed above); "
+              f"the means are over {report['n_images']}", file=sys.stderr)
+        return 1
     return 0

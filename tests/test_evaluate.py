@@ -18,7 +18,7 @@ from enhance.imageio import read_image
 from enhance.metrics import psnr
 from enhance.models import MODELS, create_model, get_entry
 from enhance.pairs import find_pairs, read_stem_list
-from enhance.weights import save_weights
+from enhance.weights import load_model, save_weights
 
 ROOT = Path(__file__).resolve().parents[1]
 LOL_V1_TRAIN = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "LOL-v1-train"
@@ -178,11 +178,35 @@ def test_list_restricts_split_and_reports_missing_stem(lol, tmp_path, capsys):
     stem_list = tmp_path / "split.txt"
     stem_list.write_text("# two stems, one of them absent\n2\n99\n")
     report_path = tmp_path / "r.json"
-    assert run("--data", data, "--weights", weights, "--list", stem_list, "--report", report_path) == 0
-    printed = capsys.readouterr().out
-    assert "requested stem not found as a pair: 99" in printed
+    # The report is written, but the exit status says that not every image asked for was scored.
+    assert run("--data", data, "--weights", weights, "--list", stem_list, "--report", report_path) == 1
+    captured = capsys.readouterr()
+    assert "requested stem not found as a pair: 99" in captured.out
+    assert "1 of the images asked for were not evaluated (listed above); the means are over 1" in captured.err
     report = json.loads(report_path.read_text())
     assert report["n_images"] == 1 and [r["name"] for r in report["images"]] == ["2"]
+
+
+def test_broken_weights_with_a_non_finite_output_are_an_error(lol, tmp_path, capsys):
+    data, weights = lol
+    model = load_model(weights)
+    with torch.no_grad():
+        model.to_rgb.bias.fill_(float("nan"))
+    broken = tmp_path / "nan.safetensors"
+    save_weights(model, broken, name="saga-s")
+    assert run("--data", data, "--weights", broken, "--report", tmp_path / "r.json") == 2
+    assert "the model's output is not finite (NaN or inf); the weights are broken" in capsys.readouterr().err
+    assert not (tmp_path / "r.json").exists()
+
+
+def test_report_and_save_dir_that_cannot_be_written_fail_before_the_run(lol, tmp_path, capsys):
+    data, weights = lol
+    a_file = tmp_path / "keep.json"
+    a_file.write_text("{}")
+    assert run("--data", data, "--weights", weights, "--report", a_file / "r.json") == 2
+    assert "--report" in capsys.readouterr().err
+    assert run("--data", data, "--weights", weights, "--save-dir", a_file) == 2
+    assert "--save-dir" in capsys.readouterr().err and a_file.read_text() == "{}"
 
 
 @pytest.mark.parametrize("content", ["empty", "unrecognised"])

@@ -44,7 +44,7 @@ import torch
 import torch.nn.functional as F
 
 from .attention import ATTENTION_TYPES
-from .models import DEFAULT_MODEL, create_model
+from .models import DEFAULT_MODEL, create_model, list_models
 from .weights import REPO_ROOT
 
 MODES = ("infer", "train")
@@ -547,7 +547,8 @@ def add_arguments(parser) -> None:
     speed.add_argument("--mode", default="infer,train", help="infer, train, or both (comma-separated)")
     speed.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     speed.add_argument("--precision", default="fp32", choices=("fp32", "bf16"))
-    parser.add_argument("--model", default=DEFAULT_MODEL, help="registered model whose network is measured")
+    parser.add_argument("--model", default=DEFAULT_MODEL, choices=list_models(),
+                        help="registered model whose network is measured")
     speed.add_argument("--warmup", type=int, default=1, help="untimed runs per cell before timing (default 1)")
     speed.add_argument("--repeats", type=int, default=3, help="timed runs per cell; the median is reported (default 3)")
     speed.add_argument("--cell-seconds", type=float, default=30.0,

@@ -279,6 +279,9 @@ def evaluate(model, pairset: PairSet, *, gt_mean: bool = False, tta: bool = Fals
 # --- report files --------------------------------------------------------------------------------
 
 
+_CSV_LABELS = ("model", "weights_sha256", "tta", "precision", "protocol")
+
+
 def write_report(report: dict, path: Path) -> None:
     """`.json`: the whole report; `.csv`: one row per image under a header row. Atomic."""
     path = Path(path)
@@ -292,10 +295,14 @@ def write_report(report: dict, path: Path) -> None:
                 json.dump(report, f, indent=2, ensure_ascii=False)
                 f.write("\n")
             else:
+                # Each row carries what the figures mean, so that a row read on its own, or rows of
+                # several reports concatenated, are still labelled (TTA x8, model, protocol).
+                labels = {key: report[key] for key in _CSV_LABELS}
+                labels["tta"] = TTA_LABEL if report["tta"] else ""
                 fields = list(report["images"][0]) if report["images"] else ["name"]
-                writer = csv.DictWriter(f, fieldnames=fields)
+                writer = csv.DictWriter(f, fieldnames=fields + list(labels))
                 writer.writeheader()
-                writer.writerows(report["images"])
+                writer.writerows({**row, **labels} for row in report["images"])
         os.replace(temp, path)
     finally:
         temp.unlink(missing_ok=True)

@@ -13,7 +13,7 @@ from PIL import Image
 from torch import nn
 
 from enhance import cli
-from enhance.evaluate import evaluate, tta_enhance, to_8bit
+from enhance.evaluate import evaluate, to_8bit, tta_enhance, write_report
 from enhance.imageio import read_image
 from enhance.metrics import psnr
 from enhance.models import MODELS, create_model, get_entry
@@ -104,6 +104,8 @@ def test_csv_report_has_one_row_per_image(lol, tmp_path, capsys):
     assert [r["name"] for r in rows] == STEMS
     assert {"psnr", "ssim", "seconds"} <= set(rows[0])
     assert all(float(r["psnr"]) > 0 and r["psnr_gt_mean"] == "" for r in rows)
+    assert {r["model"] for r in rows} == {str(weights)} and {r["tta"] for r in rows} == {""}
+    assert all(r["protocol"].startswith("output quantised to 8 bits") for r in rows)  # labelled, row by row
     assert not list(tmp_path.glob(".*tmp"))  # the atomic write left no temporary file
 
 
@@ -116,6 +118,9 @@ def test_tta_is_labelled(lol, tmp_path, capsys):
     report = json.loads(report_path.read_text())
     assert report["tta"] is True and "TTA x8" in report["protocol"] and "TTA x8" in report["title"]
     assert report["n_images"] == 3
+    write_report(report, tmp_path / "r.csv")  # and in a CSV report, on every row
+    with open(tmp_path / "r.csv", newline="") as f:
+        assert {row["tta"] for row in csv.DictReader(f)} == {"TTA x8 (flip/rotate self-ensemble)"}
 
 
 class Pointwise(nn.Module):

@@ -19,7 +19,10 @@ Choices made here, so that a benchmark number always means the same thing:
 
 - When a folder holds both a training and a test split, the **test split is used** and the
   layout name says so ("...; test split chosen, our485/ also present"). Point at the training
-  split's folder to evaluate that instead.
+  split's folder to evaluate that instead. Training asks for the other one with
+  ``split="train"`` ("...; training split chosen, eval15/ also present"), and is refused a root
+  that holds only a test split: training on a benchmark's test images must be asked for by
+  pointing at that split's folder itself.
 - A LOL-v2 root holding both ``Real_captured/`` and ``Synthetic/`` is an error: they are two
   separate benchmarks and are reported separately, so the user must point at one.
 - Pairs are matched by file name without extension, never by listing order. LOL-v2 names its
@@ -65,8 +68,10 @@ _SPLIT_FOLDERS = (
     ("Low", "Normal", "LOL-v2"),
     ("input", "target", "Retinexformer-style"),
 )
-# Split folder names, test split first: that is the one picked when several exist.
+# Split folder names, test split first: that is the one evaluation picks when several exist.
 _SPLIT_NAMES = ("eval15", "our485", "Test", "Train")
+_TRAIN_SPLITS = ("our485", "Train")  # the ones training picks first
+SPLITS = ("test", "train")  # what find_pairs(split=...) takes
 _LOLV2_CATEGORIES = {"real_captured": "LOL-v2-real", "synthetic": "LOL-v2-synthetic"}
 
 # Only strip the prefix before a number: LOL-v2's "low00001" / "normal00001", not "lowtide".
@@ -117,9 +122,21 @@ def pair_key(stem: str) -> str:
 
 
 def read_stem_list(path: Path | str) -> list[str]:
-    """Read a split file: one stem per line; blank lines and ``#`` comments are ignored."""
+    """Read a split file: one stem per line; blank lines and ``#`` comments are ignored.
+
+    A UTF-8 byte-order mark (Windows editors write one) is not part of the first stem. A file
+    that is not UTF-8 text raises :class:`PairError`; one that cannot be read raises OSError.
+    """
+    try:
+        # utf-8-sig: without it a BOM would glue itself to the first stem, which then never matches.
+        text = Path(path).read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise PairError(
+            f"{path}: not a UTF-8 text file (byte 0x{err.object[err.start]:02x} at offset {err.start}); "
+            "a stem list is one stem per line in UTF-8"
+        ) from None
     stems = []
-    for line in Path(path).read_text(encoding="utf-8").splitlines():
+    for line in text.splitlines():
         stem = line.split("#", 1)[0].strip()
         if stem:
             stems.append(stem)
@@ -132,8 +149,14 @@ def find_pairs(
     low_dir: Path | str | None = None,
     high_dir: Path | str | None = None,
     stems: Iterable[str] | None = None,
+    split: str = "test",
 ) -> PairSet:
     """Find low/ground-truth pairs in a benchmark folder (``data``) or in two explicit folders.
+
+    ``split`` says which split a root holding both a training and a test split gives: "test"
+    (for evaluation, the default) or "train" (for training). A folder holding one split is read
+    as it is either way, except that ``split="train"`` refuses a root whose only split is a test
+    split.
 
     ``stems`` restricts the result to those stems (e.g. a validation split from
     :func:`read_stem_list`); requested stems without a pair end up in ``missing_stems``,
@@ -150,7 +173,9 @@ def find_pairs(
         low, high = _existing_dir(low_dir), _existing_dir(high_dir)
         layout = "explicit folders"
     else:
-        layout, low, high = _recognise(_existing_dir(data))
+        if split not in SPLITS:
+            raise ValueError(f"split must be one of {SPLITS}, not {split!r}")
+        layout, low, high = _recognise(_existing_dir(data), split)
     return _pair_folders(layout, low, high, stems)
 
 
@@ -220,7 +245,7 @@ def _split_folders(folder: Path) -> tuple[str, Path, Path] | None:
     return None
 
 
-def _recognise(data: Path) -> tuple[str, Path, Path]:
+def _recognise(data: Path, split: str = "test") -> tuple[str, Path, Path]:
     found = _split_folders(data)
     if found is not None:
         dataset, low, high = found
@@ -231,13 +256,25 @@ def _recognise(data: Path) -> tuple[str, Path, Path]:
         sub = _subdir(data, name)
         if sub is not None and _split_folders(sub) is not None:
             splits.append(sub)
+    if split == "train" and splits:
+        trains = [sub for sub in splits if sub.name.lower() in {n.lower() for n in _TRAIN_SPLITS}]
+        if not trains:
+            # Silently training on a benchmark's test images would make every later score on it
+            # meaningless: that has to be asked for by pointing at the split's own folder.
+            raise PairError(
+                f"{data}: holds only the test split {splits[0].name}/ and no training split "
+                f"({'/ or '.join(_TRAIN_SPLITS)}/); to train on that test split anyway, "
+                f"point at {splits[0]}"
+            )
+        splits = trains + [sub for sub in splits if sub not in trains]
     if splits:
         chosen = splits[0]
         dataset, low, high = _split_folders(chosen)
         layout = f"{dataset} ({chosen.name})"
         if len(splits) > 1:
             others = ", ".join(f"{s.name}/" for s in splits[1:])
-            layout = f"{dataset} ({chosen.name}; test split chosen, {others} also present)"
+            which = "training" if split == "train" else "test"
+            layout = f"{dataset} ({chosen.name}; {which} split chosen, {others} also present)"
         return layout, low, high
 
     categories = [c for name in ("Real_captured", "Synthetic") if (c := _subdir(data, name))]
@@ -247,7 +284,7 @@ def _recognise(data: Path) -> tuple[str, Path, Path]:
             "benchmarks; point at one of them"
         )
     if categories:
-        return _recognise(categories[0])
+        return _recognise(categories[0], split)
 
     if not any(data.iterdir()):
         raise PairError(f"{data}: folder is empty; expected {EXPECTED_LAYOUTS}")

@@ -29,14 +29,15 @@ import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
+from PIL import Image
 
 from .attention import ATTENTION_TYPES
 from .exposure import EXPOSURE_RANGE, exposure_curve
 from .imageio import ImageReadError, convert_pixels, read_image
 from .metrics import psnr, psnr_gt_mean, quantize_8bit, ssim, ssim_gt_mean
 from .models import create_model, list_models
-from .pairs import PairError, find_pairs, read_stem_list
-from .weights import REPO_ROOT, load_model, save_weights
+from .pairs import PairError, find_pairs, natural_key, pair_key, read_stem_list
+from .weights import REPO_ROOT, WeightsError, load_model, load_state_strict, save_weights
 
 DEFAULT_VAL_LIST = REPO_ROOT / "datasets" / "lol_v1_val.txt"
 
@@ -108,7 +109,49 @@ class TrainConfig:
         if not 0 <= values.get("input_exposure_jitter", 0.0) <= EXPOSURE_RANGE[1]:
             raise SystemExit(f"{path}: input_exposure_jitter must be between 0 and {EXPOSURE_RANGE[1]:g} stops, "
                              f"got {values['input_exposure_jitter']}")
-        return cls(**values)
+        cfg = cls(**values)
+        cfg.check(path)
+        return cfg
+
+    def check(self, source) -> None:
+        """Refuse values that would crash mid-run (a division by log_every = 0, an empty batch) or
+        silently train nonsense (a negative learning rate), in one line that names `source`."""
+        def refuse(message: str):
+            raise SystemExit(f"{source}: {message}")
+
+        for f in fields(self):  # TOML has nan and inf
+            value = getattr(self, f.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                refuse(f"{f.name} must be a finite number, got {value}")
+        for key in ("steps", "patch_size", "batch_size", "log_every", "val_every", "checkpoint_every"):
+            if getattr(self, key) < 1:
+                refuse(f"{key} must be 1 or more, got {getattr(self, key)}")
+        if self.warmup_steps < 0:
+            refuse(f"warmup_steps must be 0 or more, got {self.warmup_steps}")
+        if self.threads < 0:
+            refuse(f"threads must be 0 (PyTorch's default) or more, got {self.threads}")
+        if self.lr <= 0:
+            refuse(f"lr must be more than 0, got {self.lr}")
+        if not 0 <= self.min_lr <= self.lr:
+            refuse(f"min_lr must be between 0 and lr ({self.lr}), got {self.min_lr}")
+        if self.weight_decay < 0:
+            refuse(f"weight_decay must be 0 or more, got {self.weight_decay}")
+        if self.grad_clip <= 0:  # 0 would scale every gradient to nothing: no training at all
+            refuse(f"grad_clip must be more than 0, got {self.grad_clip}")
+        if not 0 <= self.ema_decay < 1:  # 1 would keep the EMA at the initial weights forever
+            refuse(f"ema_decay must be at least 0 and less than 1, got {self.ema_decay}")
+        starts = set()
+        for entry in self.patch_schedule:
+            form = "each patch_schedule entry must be [from_step, patch, batch]"
+            if not (isinstance(entry, list) and len(entry) == 3
+                    and all(isinstance(v, int) and not isinstance(v, bool) for v in entry)):
+                refuse(f"{form} (three whole numbers), got {entry!r}")
+            from_step, patch, batch = entry
+            if from_step < 0 or patch < 1 or batch < 1:
+                refuse(f"{form} with from_step 0 or more and patch and batch 1 or more, got {entry!r}")
+            if from_step in starts:  # which of two stages starting together wins would be an accident of sorting
+                refuse(f"patch_schedule has two entries from step {from_step}")
+            starts.add(from_step)
 
 
 def psnr_loss(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -361,11 +404,12 @@ def drop_log_rows_after(log_path: Path, step: int) -> None:
     """
     if not log_path.exists():
         return
-    lines = log_path.read_text().splitlines(keepends=True)
-    kept = [line for line in lines if json.loads(line)["step"] <= step]
-    if len(kept) < len(lines):
+    text = log_path.read_text()
+    # Every kept row ends in a newline: one cut off before its newline would run into the next row.
+    kept = "".join(line + "\n" for line in read_log_rows(log_path) if json.loads(line)["step"] <= step)
+    if kept != text:
         temporary = log_path.with_name(log_path.name + ".tmp")
-        temporary.write_text("".join(kept))
+        temporary.write_text(kept)
         temporary.replace(log_path)
 
 
@@ -373,22 +417,172 @@ RUN_FILES = ("checkpoint.pt", "log.jsonl", "best.safetensors")  # what a run wri
 
 
 def check_run_folder(out: Path, resume: bool) -> None:
-    """Refuse an --out that is a file, or one holding an earlier run that --resume was not asked to continue."""
+    """Refuse an --out that is a file, one holding an earlier run that --resume was not asked to continue,
+    and --resume into a folder whose earlier run left files but no checkpoint (it cannot be continued, and
+    starting again at step 0 would overwrite its log and best weights)."""
     if out.exists() and not out.is_dir():
         raise SystemExit(f"{out}: --out takes a run folder, and this is a file")
     held = [name for name in RUN_FILES if (out / name).exists()]
     if held and not resume:
         raise SystemExit(f"{out}: holds an earlier run ({', '.join(held)}); pass --resume to continue it, "
                          "or choose another --out")
+    if resume and not (out / "checkpoint.pt").exists():
+        earlier = [name for name in RUN_FILES + ("best.json", "config.json") if (out / name).exists()]
+        if earlier:
+            raise SystemExit(f"{out}: holds an earlier run's files ({', '.join(earlier)}) but no checkpoint.pt "
+                             "to resume from; choose another --out, or remove them to start again")
+
+
+def select_pairs(cfg: TrainConfig, data_dir: Path) -> tuple[str, list, list]:
+    """(layout, training pairs, validation pairs) of `data_dir`, split by the config's val_list.
+
+    The training split of a folder holding both (LOL-v1's our485/, LOL-v2's and Retinexformer's Train/)
+    is used. Validation stems are matched as `enhance eval --list` matches them (pairs.pair_key: case and
+    LOL-v2's low/normal prefixes ignored), and every one of them must be found: a validation list that
+    silently matches nothing leaves a run with no validation and no best.safetensors.
+    """
+    try:
+        val_stems = read_stem_list(cfg.val_list)
+    except OSError as err:
+        raise SystemExit(f"{cfg.val_list}: cannot read the validation list ({err.strerror or err})") from None
+    except PairError as err:  # not UTF-8; the message names the file
+        raise SystemExit(str(err)) from None
+    if not val_stems:  # no validation: no best.safetensors, and nothing modelcard could ship
+        raise SystemExit(f"{cfg.val_list}: the validation list holds no stems")
+    try:
+        everything = find_pairs(data_dir, split="train")
+    except PairError as err:
+        raise SystemExit(f"bad training data: {err}") from None
+    if everything.missing_high or everything.missing_low:
+        unpaired = [p.name for p in everything.missing_high + everything.missing_low]
+        raise SystemExit(f"bad training data: images without a partner in {data_dir}: {', '.join(unpaired[:10])}")
+    wanted = {pair_key(stem): stem for stem in val_stems}
+    found = {pair_key(pair.stem) for pair in everything.pairs}
+    missing = sorted((stem for key, stem in wanted.items() if key not in found), key=natural_key)
+    if missing:
+        shown = ", ".join(missing[:5]) + (f" (+{len(missing) - 5} more)" if len(missing) > 5 else "")
+        raise SystemExit(f"{cfg.val_list}: {len(missing)} of the {len(wanted)} validation stems are not pairs in "
+                         f"{data_dir} ({everything.layout}): {shown}; give a val_list of this dataset's stems")
+    val_pairs = [pair for pair in everything.pairs if pair_key(pair.stem) in wanted]
+    train_pairs = [pair for pair in everything.pairs if pair_key(pair.stem) not in wanted]
+    if not train_pairs:
+        raise SystemExit(f"{cfg.val_list}: every pair in {data_dir} is a validation stem; none is left to train on")
+    return everything.layout, train_pairs, val_pairs
+
+
+def check_patch_sizes(cfg: TrainConfig, pairs, source) -> None:
+    """Refuse a patch larger than the smallest training image's shorter side in a batch of more than one.
+
+    A crop is min(patch, side) on each side, and rotated a quarter turn at random: a patch larger than a
+    side gives crops of different shapes that cannot be stacked into one batch. With batch 1 it is how
+    whole photos are trained (the configs' patch_size = 600), so that stays allowed.
+    """
+    stages = [("patch_size", cfg.patch_size, cfg.batch_size)]
+    stages += [(f"patch_schedule entry {entry}", entry[1], entry[2]) for entry in cfg.patch_schedule]
+    if all(batch == 1 for _, _, batch in stages):
+        return
+    smallest = None  # (shorter side, path, width, height); header reads only, the pixels come later
+    for pair in pairs:
+        try:
+            with Image.open(pair.low) as im:
+                width, height = im.size
+        except OSError:
+            continue  # TrainingData names an unreadable image
+        if smallest is None or min(width, height) < smallest[0]:
+            smallest = (min(width, height), pair.low, width, height)
+    if smallest is None:
+        return
+    side, path, width, height = smallest
+    for name, patch, batch in stages:
+        if batch > 1 and patch > side:
+            raise SystemExit(f"{source}: {name} asks for {patch}-px patches in batches of {batch}, but the training "
+                             f"image {path} is {width}x{height}; batched patches must fit in {side} px "
+                             "(or use batch size 1 to train whole photos)")
+
+
+def load_init_weights(model, cfg: TrainConfig, source) -> None:
+    """Start `model` from cfg.init_weights, refusing weights of another network in one line."""
+    try:
+        init = load_model(cfg.init_weights)
+    except WeightsError as err:
+        raise SystemExit(f"{source}: init_weights: {err}") from None
+    if init.config != model.config:  # same tensor shapes can still be another attention type
+        differs = [f"{f.name} {getattr(init.config, f.name)!r} (config: {getattr(model.config, f.name)!r})"
+                   for f in fields(model.config) if getattr(init.config, f.name) != getattr(model.config, f.name)]
+        raise SystemExit(f"{source}: init_weights {cfg.init_weights} is another network than model {cfg.model!r} "
+                         f"with attention {cfg.attention!r}: {', '.join(differs)}")
+    try:
+        load_state_strict(model, init.state_dict(), cfg.init_weights)
+    except WeightsError as err:
+        raise SystemExit(f"{source}: init_weights: {err}") from None
+
+
+CHECKPOINT_KEYS = ("model", "ema", "optimizer", "step", "best_psnr", "wall_seconds", "rng")
+
+# Config keys a --resume may change: they only decide how often a log row or a checkpoint is written,
+# never the weights (a resume is bit-exact from any checkpoint), the validation steps or which weights
+# become best. Everything else, threads and compile included (they change the floating-point sums),
+# would make the resumed run another run than the one its checkpoint and config.json describe.
+RESUMABLE_KEYS = ("log_every", "checkpoint_every")
+
+
+def load_checkpoint(path: Path, device) -> dict:
+    """The checkpoint's dict, or a one-line SystemExit naming the file if it is damaged or not one."""
+    try:
+        # weights_only=True: the restricted unpickler that cannot run code.
+        ckpt = torch.load(path, map_location=device, weights_only=True)
+    except Exception as err:  # torch raises RuntimeError, UnpicklingError, EOFError, ... for a damaged file
+        reason = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+        raise SystemExit(f"{path}: not a readable training checkpoint ({reason}); it may have been cut short "
+                         "or replaced: train into another --out") from None
+    missing = [key for key in CHECKPOINT_KEYS if not isinstance(ckpt, dict) or key not in ckpt]
+    if missing:
+        raise SystemExit(f"{path}: not a training checkpoint of enhance train (no {', '.join(missing)})")
+    return ckpt
+
+
+def config_differences(saved: dict, cfg: TrainConfig) -> list[str]:
+    """'key saved -> now' for each config key, other than RESUMABLE_KEYS, that differs from the saved run's."""
+    defaults = asdict(TrainConfig())
+    differences = []
+    for key, value in asdict(cfg).items():
+        # A key added to TrainConfig after the run was started: its default keeps the old behaviour.
+        before = saved.get(key, defaults[key])
+        if key not in RESUMABLE_KEYS and before != value:
+            differences.append(f"{key} {before!r} -> {value!r}")
+    return differences
+
+
+def read_log_rows(log_path: Path) -> list[str]:
+    """The log's rows as lines, without a half-written last line (what a SIGKILL mid-write leaves)."""
+    lines = log_path.read_text().splitlines()
+    rows = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            row["step"]
+        except (ValueError, TypeError, KeyError):
+            if number == len(lines):
+                continue  # the row being written when the run was killed: its steps are trained again
+            raise SystemExit(f"{log_path}: line {number} is not a log row ({line[:60]!r}); "
+                             "the log is damaged") from None
+        rows.append(line)
+    return rows
 
 
 def train(cfg: TrainConfig, data_dir: Path, out: Path, resume: bool = False, max_steps: Optional[int] = None,
-          quiet: bool = False) -> Path:
+          quiet: bool = False, config_path: Optional[Path] = None) -> Path:
     """Train, checkpointing into `out`; returns the path of the best EMA weights (rank 0).
 
     max_steps stops early (still checkpointing) without changing the schedule, which is how the
-    resume test runs N steps, stops, and continues.
+    resume test runs N steps, stops, and continues. Stopped by SIGTERM or Ctrl-C, it checkpoints and
+    raises SystemExit(130), so that `enhance train ... && ship` does not ship an unfinished run.
+    config_path only names the config in error messages.
     """
+    source = config_path or "config"
+    cfg.check(source)  # from_file checked it already; a TrainConfig built in code has not been
     # Before the process group forms: no rank can have written into `out` yet.
     check_run_folder(out, resume)
     distributed = "RANK" in os.environ and "WORLD_SIZE" in os.environ
@@ -398,27 +592,37 @@ def train(cfg: TrainConfig, data_dir: Path, out: Path, resume: bool = False, max
     device = torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else "cpu")
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
+    ckpt_path, log_path = out / "checkpoint.pt", out / "log.jsonl"
+    ckpt = None
+    if resume and ckpt_path.exists():  # checked before the data is read: a refusal should not take minutes
+        ckpt = load_checkpoint(ckpt_path, device)
+        saved = ckpt.get("config")
+        if saved is None and (out / "config.json").exists():  # checkpoints have always held it; just in case
+            saved = json.loads((out / "config.json").read_text())
+        differences = config_differences(saved, cfg) if isinstance(saved, dict) else []
+        if differences:
+            raise SystemExit(f"{ckpt_path}: the run was trained with another config ({'; '.join(differences)}); "
+                             f"--resume takes the run's own config (only {' and '.join(RESUMABLE_KEYS)} may change), "
+                             "or train into another --out")
+        if isinstance(ckpt["rng"], list) and len(ckpt["rng"]) != world:
+            raise SystemExit(f"{ckpt_path}: written by {len(ckpt['rng'])} training process(es), resumed with {world}; "
+                             "each holds its own shard and random state: resume with the same number")
     try:
         out.mkdir(parents=True, exist_ok=True)
-        val_stems = read_stem_list(cfg.val_list)
     except OSError as err:
-        raise SystemExit(f"{err.filename}: {err.strerror}") from None
-    try:
-        everything = find_pairs(data_dir)
-    except PairError as err:
-        raise SystemExit(f"bad training data: {err}")
-    if everything.missing_high or everything.missing_low:
-        unpaired = [p.name for p in everything.missing_high + everything.missing_low]
-        raise SystemExit(f"bad training data: images without a partner in {data_dir}: {', '.join(unpaired[:10])}")
-    train_pairs = [p for p in everything.pairs if p.stem not in set(val_stems)]
-    val_pairs = [p for p in everything.pairs if p.stem in set(val_stems)]
+        raise SystemExit(f"{out}: cannot create the run folder ({err.strerror or err})") from None
+    layout, train_pairs, val_pairs = select_pairs(cfg, data_dir)
+    check_patch_sizes(cfg, train_pairs, source)
+    if rank == 0 and not quiet:  # as `enhance eval` says which split it reads
+        print(f"dataset layout: {layout} ({len(train_pairs)} training pairs, {len(val_pairs)} validation pairs "
+              f"from {cfg.val_list})", file=sys.stderr)
     data = TrainingData(train_pairs[rank::world], str(data_dir))  # each rank its own shard
     val_data = TrainingData(val_pairs, str(data_dir)) if rank == 0 and val_pairs else None
 
     torch.manual_seed(cfg.seed)  # same initial weights on every rank
     model = create_model(cfg.model, attention=cfg.attention).to(device)
     if cfg.init_weights:
-        model.load_state_dict(load_model(cfg.init_weights).state_dict())
+        load_init_weights(model, cfg, source)
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
     ema = copy.deepcopy(model).eval()
@@ -429,16 +633,18 @@ def train(cfg: TrainConfig, data_dir: Path, out: Path, resume: bool = False, max
     step, best_psnr, wall_seconds = 0, -1.0, 0.0
     checkpointed_step = None  # the step the checkpoint on disk holds, the same on every rank
 
-    ckpt_path, log_path = out / "checkpoint.pt", out / "log.jsonl"
-    if resume and ckpt_path.exists():
-        # weights_only=True: the restricted unpickler that cannot run code.
-        ckpt = torch.load(ckpt_path, map_location=device, weights_only=True)
-        model.load_state_dict(ckpt["model"])
-        ema.load_state_dict(ckpt["ema"])
-        optimizer.load_state_dict(ckpt["optimizer"])
+    if ckpt is not None:
+        try:
+            model.load_state_dict(ckpt["model"])
+            ema.load_state_dict(ckpt["ema"])
+            optimizer.load_state_dict(ckpt["optimizer"])
+            set_rng_state(ckpt["rng"][rank] if isinstance(ckpt["rng"], list) else ckpt["rng"], gen)
+        except (RuntimeError, ValueError, KeyError, TypeError, IndexError) as err:  # a damaged or foreign state
+            reason = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+            raise SystemExit(f"{ckpt_path}: does not fit model {cfg.model!r} ({reason})") from None
         step, best_psnr, wall_seconds = ckpt["step"], ckpt["best_psnr"], ckpt["wall_seconds"]
         checkpointed_step = step
-        set_rng_state(ckpt["rng"][rank] if isinstance(ckpt["rng"], list) else ckpt["rng"], gen)
+        del ckpt  # the optimiser and models hold copies now
         if rank == 0:
             drop_log_rows_after(log_path, step)
             if not quiet:
@@ -476,6 +682,17 @@ def train(cfg: TrainConfig, data_dir: Path, out: Path, resume: bool = False, max
         dist.all_reduce(flag, op=dist.ReduceOp.MAX)
         return flag.item() > 0
 
+    def nonfinite_agreed(loss_value: float, grad_norm: torch.Tensor) -> bool:
+        """Whether this step's loss or gradient is NaN or infinite on any rank. A NaN reaches every rank
+        through DDP's gradient all-reduce, but an infinite loss can have finite gradients: the ranks
+        agree explicitly, so that none stops while another waits for it in the next step."""
+        bad = not (math.isfinite(loss_value) and math.isfinite(float(grad_norm)))
+        if not distributed:
+            return bad
+        flag = torch.tensor([float(bad)], device=device)
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+        return flag.item() > 0
+
     def log(row: dict) -> None:
         if rank == 0:
             with open(log_path, "a") as f:
@@ -501,8 +718,12 @@ def train(cfg: TrainConfig, data_dir: Path, out: Path, resume: bool = False, max
              "steps_per_s": window_steps / max(elapsed, 1e-9), "wall_seconds": round(wall_seconds, 1)})
         tic, window_loss, window_steps = time.time(), 0.0, 0
 
+    stopped_by_signal = False
     try:
-        while step < last and not stop_agreed():
+        while step < last:
+            if stop_agreed():
+                stopped_by_signal = True
+                break
             net.train()
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate(cfg, step)
@@ -515,7 +736,17 @@ def train(cfg: TrainConfig, data_dir: Path, out: Path, resume: bool = False, max
                 loss = training_loss(cfg, net(low).float(), high)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            loss_value = loss.item()
+            # Checked before the optimiser step: a NaN would spread into every weight and the EMA, train on
+            # as NaN, and could even be saved as the best weights. Nothing of this step is written.
+            if nonfinite_agreed(loss_value, grad_norm):
+                if progress:
+                    progress.close()
+                last_ckpt = f"step {checkpointed_step} in {ckpt_path}" if checkpointed_step is not None else "none"
+                raise SystemExit(f"training stopped at step {step + 1}: the loss is {loss_value:g} and the gradient "
+                                 f"norm {float(grad_norm):g}; nothing of that step was saved (last checkpoint: "
+                                 f"{last_ckpt}); try a lower lr or grad_clip")
             optimizer.step()
             with torch.no_grad():
                 # Short runs: let the EMA warm up instead of averaging in the random start.
@@ -523,10 +754,10 @@ def train(cfg: TrainConfig, data_dir: Path, out: Path, resume: bool = False, max
                 for e, p in zip(ema.parameters(), model.parameters()):
                     e.lerp_(p, 1 - decay)
             step += 1
-            window_loss, window_steps = window_loss + loss.item(), window_steps + 1
+            window_loss, window_steps = window_loss + loss_value, window_steps + 1
             if progress:
                 progress.update(1)
-                progress.set_postfix(loss=f"{loss.item():.4f}")
+                progress.set_postfix(loss=f"{loss_value:.4f}")
             if step % cfg.log_every == 0 or step == last:
                 end_log_window()
             if val_data is not None and (step % cfg.val_every == 0 or step == cfg.steps):
@@ -534,7 +765,8 @@ def train(cfg: TrainConfig, data_dir: Path, out: Path, resume: bool = False, max
                 log({"kind": "val", "step": step, **scores})
                 if progress:
                     progress.write(f"step {step}: val PSNR {scores['psnr']:.2f} dB, SSIM {scores['ssim']:.4f}")
-                if scores["psnr"] > best_psnr:
+                # A NaN or infinite PSNR (broken weights, or an output equal to the target) is never "best".
+                if math.isfinite(scores["psnr"]) and scores["psnr"] > best_psnr:
                     best_psnr = scores["psnr"]
                     sha = save_weights(ema, out / "best.safetensors", name=cfg.model)
                     card = {"model": cfg.model, "step": step, "sha256": sha, **scores}
@@ -556,6 +788,12 @@ def train(cfg: TrainConfig, data_dir: Path, out: Path, resume: bool = False, max
     if distributed:
         dist.barrier()  # no rank tears the group down while another is still in a collective
         dist.destroy_process_group()
+    if stopped_by_signal:
+        # 130, as a shell reports Ctrl-C: a stopped run is not a finished one.
+        if rank == 0:
+            print(f"stopped at step {step} of {cfg.steps}; the checkpoint is {ckpt_path}: "
+                  f"continue with --resume --out {out}", file=sys.stderr)
+        raise SystemExit(130)
     return out / "best.safetensors"
 
 
@@ -569,5 +807,5 @@ def add_arguments(parser) -> None:
 
 def main(args) -> int:
     cfg = TrainConfig.from_file(args.config)
-    train(cfg, args.data, args.out, resume=args.resume, max_steps=args.max_steps)
+    train(cfg, args.data, args.out, resume=args.resume, max_steps=args.max_steps, config_path=args.config)
     return 0

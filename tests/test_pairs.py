@@ -61,6 +61,42 @@ def test_lol_v1_root_picks_test_split(tmp_path):
     assert all(p.low.parent.parent.name == "eval15" for p in ps.pairs)
 
 
+@pytest.mark.parametrize("layout_dir, train_name, test_name, low, high, dataset", [
+    ("LOLdataset", "our485", "eval15", "low", "high", "LOL-v1"),
+    ("LOLv1", "Train", "Test", "input", "target", "Retinexformer-style"),
+    ("Real_captured", "Train", "Test", "Low", "Normal", "LOL-v2-real"),
+])
+def test_training_split_of_a_root_holding_both(tmp_path, layout_dir, train_name, test_name, low, high, dataset):
+    """Training asks for the training split; evaluation keeps getting the test split."""
+    root = tmp_path / layout_dir
+    make_split(root / train_name, low=low, high=high, names=("2.png", "3.png", "4.png"))
+    make_split(root / test_name, low=low, high=high, names=("1.png",))
+    trained = find_pairs(root, split="train")
+    assert trained.layout == f"{dataset} ({train_name}; training split chosen, {test_name}/ also present)"
+    assert stems(trained) == ["2", "3", "4"]
+    evaluated = find_pairs(root)
+    assert evaluated.layout == f"{dataset} ({test_name}; test split chosen, {train_name}/ also present)"
+    assert stems(evaluated) == ["1"]
+
+
+def test_training_split_of_a_root_with_only_a_test_split_is_refused(tmp_path):
+    root = tmp_path / "LOLdataset"
+    make_split(root / "eval15")
+    with pytest.raises(PairError, match="only the test split eval15/.*point at .*eval15") as err:
+        find_pairs(root, split="train")
+    assert "\n" not in str(err.value)
+    assert find_pairs(root).layout == "LOL-v1 (eval15)"  # evaluation reads it as before
+    assert find_pairs(root / "eval15", split="train").layout == "LOL-v1 (eval15)"  # asked for by name
+
+
+def test_training_split_through_a_lol_v2_root_with_one_category(tmp_path):
+    root = tmp_path / "LOL-v2"
+    make_split(root / "Synthetic" / "Train", low="Low", high="Normal", names=("5.png",))
+    make_split(root / "Synthetic" / "Test", low="Low", high="Normal", names=("6.png",))
+    assert stems(find_pairs(root, split="train")) == ["5"]
+    assert stems(find_pairs(root)) == ["6"]
+
+
 def test_lol_v2_split_with_prefixed_names(tmp_path):
     split = tmp_path / "LOL-v2" / "Real_captured" / "Test"
     make_images(split / "Low", ["low00001.png", "low00002.png"])
@@ -251,6 +287,20 @@ def test_read_stem_list(tmp_path):
     path = tmp_path / "val.txt"
     path.write_text("# validation split\n\n12\n  7  \n3  # dark scene\n#55\n")
     assert read_stem_list(path) == ["12", "7", "3"]
+
+
+def test_read_stem_list_ignores_a_utf8_byte_order_mark(tmp_path):
+    path = tmp_path / "val.txt"
+    path.write_bytes("\ufeff12\r\n7\r\n".encode("utf-8"))  # as Windows Notepad saves it
+    assert read_stem_list(path) == ["12", "7"]
+
+
+def test_read_stem_list_that_is_not_utf8_is_a_one_line_error(tmp_path):
+    path = tmp_path / "val.txt"
+    path.write_bytes("12\nnuit\xe9\n".encode("latin-1"))
+    with pytest.raises(PairError, match="not a UTF-8 text file") as err:
+        read_stem_list(path)
+    assert str(path) in str(err.value) and "\n" not in str(err.value)
 
 
 # --- errors ----------------------------------------------------------------------------------

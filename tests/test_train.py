@@ -3,6 +3,7 @@ a second stage from shipped weights."""
 
 import dataclasses
 import json
+import math
 import os
 import signal
 import subprocess
@@ -370,7 +371,9 @@ def test_sigterm_to_one_ddp_rank_stops_both_ranks_at_the_same_step(dataset, tmp_
                 workers = worker_pids(agent.pid)
                 time.sleep(0.2)
             os.kill(workers[1], signal.SIGTERM)
-            assert agent.wait(timeout=120) == 0, stderr.read_text()[-3000:]
+            # Both workers exit 130 (a stopped run), which torchrun reports as a failure: not 0.
+            assert agent.wait(timeout=120) != 0
+            assert stderr.read_text().count("stopped at step") == 1, stderr.read_text()[-3000:]  # rank 0 says it
         finally:
             if agent.poll() is None:  # a failure or a hang: leave no worker behind (after a clean exit
                 for pid in workers:   # their pids may already belong to other processes)
@@ -399,11 +402,15 @@ def test_sigterm_checkpoints_logs_the_last_steps_and_resumes(dataset, tmp_path):
                 assert process.poll() is None and time.time() < deadline, "training did not reach step 5"
                 time.sleep(0.2)
             process.send_signal(signal.SIGTERM)
-            assert process.wait(timeout=120) == 0, stderr.read_text()[-3000:]
+            # 130, not 0: `enhance train ... && ship` must not ship a stopped run
+            assert process.wait(timeout=120) == 130, stderr.read_text()[-3000:]
         finally:
             process.kill()
     ckpt = torch.load(out / "checkpoint.pt", weights_only=True)
     rows = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    last_line = stderr.read_text().strip().splitlines()[-1]
+    assert last_line == f"stopped at step {ckpt['step']} of 100000; the checkpoint is {out / 'checkpoint.pt'}: " \
+                        f"continue with --resume --out {out}"
     assert ckpt["step"] >= 5
     assert [r for r in rows if r["kind"] == "train"][-1]["step"] == ckpt["step"]  # no step left out of the log
     assert train(long_run, data, out, "--resume", "--max-steps", ckpt["step"] + 2) == 0
@@ -429,7 +436,9 @@ def test_signal_during_a_checkpoint_still_logs_and_checkpoints_the_last_steps(da
     monkeypatch.setattr(enhance.train, "atomic_torch_save", save_then_signal)
     previous_handler = signal.getsignal(signal.SIGTERM)
     out = tmp_path / "run"
-    assert train(quiet_log, data, out) == 0
+    with pytest.raises(SystemExit) as stopped:
+        train(quiet_log, data, out)
+    assert stopped.value.code == 130  # stopped by the signal at step 3 of 6
     assert saves == [3, 3]
     ckpt = torch.load(out / "checkpoint.pt", weights_only=True)
     rows = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
@@ -508,3 +517,219 @@ def test_model_card_records_the_committed_validation_list_relative_to_the_reposi
     assert portable_config({"val_list": str(DEFAULT_VAL_LIST), "seed": 7}) == {"val_list": "datasets/lol_v1_val.txt", "seed": 7}
     elsewhere = {"val_list": str(tmp_path / "my_val.txt")}  # the user's own split stays as they gave it
     assert portable_config(elsewhere) == elsewhere
+
+
+def variant(config: Path, name: str, replace: dict[str, str] = {}, add: str = "") -> Path:
+    """A copy of the tiny config beside it with some lines replaced ("steps = 6": "steps = 3") and others added."""
+    text = config.read_text()
+    for old, new in replace.items():
+        assert old in text, old
+        text = text.replace(old, new)
+    changed = config.with_name(name)
+    changed.write_text(text + add)
+    return changed
+
+
+def test_a_root_holding_both_splits_trains_on_the_training_split_and_says_so(dataset, tmp_path, capsys):
+    """LOL-v1's root holds eval15/ (the benchmark's test split) and our485/: training must read our485/."""
+    data, config = dataset
+    root = tmp_path / "LOLdataset"
+    root.mkdir()
+    data.rename(root / "our485")
+    for side in ("low", "high"):  # a test split whose only pair is not in the validation list
+        (root / "eval15" / side).mkdir(parents=True)
+        (root / "our485" / side / "1.png").rename(root / "eval15" / side / "1.png")
+    capsys.readouterr()
+    assert train(config, root, tmp_path / "run", "--max-steps", 1) == 0
+    assert ("dataset layout: LOL-v1 (our485; training split chosen, eval15/ also present) "
+            "(5 training pairs, 2 validation pairs") in capsys.readouterr().err
+    only_test = tmp_path / "only_test"
+    only_test.mkdir()
+    (root / "eval15").rename(only_test / "eval15")
+    with pytest.raises(SystemExit, match="holds only the test split eval15/"):
+        train(config, only_test, tmp_path / "run2")
+
+
+def lol_v2_pairs(folder: Path, numbers) -> None:
+    """LOL-v2 names: Low/low00001.png and Normal/normal00001.png."""
+    rng = np.random.default_rng(1)
+    for side in ("Low", "Normal"):
+        (folder / side).mkdir(parents=True)
+    for i in numbers:
+        high = (rng.random((40, 48, 3)) * 200 + 30).astype(np.uint8)
+        Image.fromarray(high).save(folder / "Normal" / f"normal{i:05d}.png")
+        Image.fromarray((high * 0.15).astype(np.uint8)).save(folder / "Low" / f"low{i:05d}.png")
+
+
+def test_validation_stems_are_matched_as_eval_matches_them(dataset, tmp_path, capsys):
+    """The list may name LOL-v2 files by their own names ("low00007") or by pair ("00008"), as with
+    `enhance eval --list`; a list saved with a byte-order mark keeps its first stem."""
+    _, config = dataset
+    data = tmp_path / "v2"
+    lol_v2_pairs(data, range(1, 9))
+    val_list = tmp_path / "val.txt"
+    val_list.write_bytes("\ufefflow00007\r\n00008\r\n".encode())
+    capsys.readouterr()
+    assert train(config, data, tmp_path / "run", "--max-steps", 3) == 0
+    assert "(6 training pairs, 2 validation pairs" in capsys.readouterr().err
+    rows = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows if r["kind"] == "val"] == [3]
+    assert (tmp_path / "run" / "best.safetensors").is_file()
+
+
+def test_validation_stems_not_in_the_data_are_refused_before_training(dataset, tmp_path):
+    data, config = dataset
+    val_list = tmp_path / "val.txt"
+    val_list.write_text("7\n8\n17\n54\n")  # 17 and 54: another dataset's validation stems
+    with pytest.raises(SystemExit, match=r"val.txt: 2 of the 4 validation stems are not pairs in .*: 17, 54") as err:
+        train(config, data, tmp_path / "run")
+    assert "\n" not in str(err.value)
+    assert not (tmp_path / "run" / "log.jsonl").exists()
+    val_list.write_bytes("7\nnuit\xe9\n".encode("latin-1"))
+    with pytest.raises(SystemExit, match="val.txt: not a UTF-8 text file"):
+        train(config, data, tmp_path / "run")
+    val_list.write_text("# nothing yet\n")
+    with pytest.raises(SystemExit, match="val.txt: the validation list holds no stems"):
+        train(config, data, tmp_path / "run")
+
+
+def test_resume_with_another_config_is_refused(dataset, tmp_path):
+    data, config = dataset
+    out = tmp_path / "run"
+    assert train(config, data, out, "--max-steps", 3) == 0
+    before = (out / "checkpoint.pt").read_bytes()
+    other_lr = variant(config, "lr.toml", {"lr = 1e-3": "lr = 2e-3"})
+    with pytest.raises(SystemExit, match=r"checkpoint.pt: the run was trained with another config \(lr 0.001 -> 0.002\)"):
+        train(other_lr, data, out, "--resume")
+    other_model = variant(config, "large.toml", {'model = "saga-s"': 'model = "saga-l"'})
+    with pytest.raises(SystemExit, match="model 'saga-s' -> 'saga-l'") as err:  # was a long RuntimeError
+        train(other_model, data, out, "--resume")
+    assert "\n" not in str(err.value)
+    assert (out / "checkpoint.pt").read_bytes() == before
+    chattier = variant(config, "chatty.toml", {"checkpoint_every = 3": "checkpoint_every = 1"})
+    assert train(chattier, data, out, "--resume") == 0  # how often it checkpoints changes no weight
+
+
+def test_resume_into_a_folder_with_an_earlier_run_but_no_checkpoint_is_refused(dataset, tmp_path):
+    data, config = dataset
+    out = tmp_path / "run"
+    assert train(config, data, out) == 0
+    (out / "checkpoint.pt").unlink()
+    best = (out / "best.safetensors").read_bytes()
+    with pytest.raises(SystemExit, match="holds an earlier run's files .*best.safetensors.* but no checkpoint.pt"):
+        train(config, data, out, "--resume")
+    assert (out / "best.safetensors").read_bytes() == best
+
+
+def test_a_nan_loss_stops_training_naming_the_step_and_saves_nothing_of_it(dataset, tmp_path, monkeypatch):
+    import enhance.train
+
+    data, config = dataset
+    real_loss, calls = enhance.train.training_loss, []
+
+    def nan_from_step_5(cfg, output, target):
+        calls.append(1)
+        loss = real_loss(cfg, output, target)
+        return loss * float("nan") if len(calls) >= 5 else loss
+
+    monkeypatch.setattr(enhance.train, "training_loss", nan_from_step_5)
+    out = tmp_path / "run"
+    with pytest.raises(SystemExit, match=r"training stopped at step 5: the loss is nan .*last checkpoint: step 3") as err:
+        train(config, data, out)
+    assert "\n" not in str(err.value)
+    ckpt = torch.load(out / "checkpoint.pt", weights_only=True)
+    assert ckpt["step"] == 3 and all(torch.isfinite(v).all() for v in ckpt["model"].values())
+    assert json.loads((out / "best.json").read_text())["step"] == 3
+    rows = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert max(r["step"] for r in rows) == 4 and all(math.isfinite(r.get("loss", 0)) for r in rows)
+
+
+def test_a_validation_psnr_that_is_not_finite_never_becomes_best(dataset, tmp_path, monkeypatch):
+    import enhance.train
+
+    data, config = dataset
+    monkeypatch.setattr(enhance.train, "validate", lambda *args: {"psnr": float("inf"), "ssim": 1.0,
+                                                                  "psnr_gt_mean": float("inf"), "ssim_gt_mean": 1.0})
+    assert train(config, data, tmp_path / "run") == 0
+    assert not (tmp_path / "run" / "best.safetensors").exists()
+
+
+def test_a_patch_larger_than_a_training_image_is_refused_before_training(dataset, tmp_path):
+    data, config = dataset  # 48x40 images
+    big = variant(config, "big.toml", {"patch_schedule = [[4, 24, 3]]": "patch_schedule = [[4, 44, 3]]"})
+    with pytest.raises(SystemExit, match=r"big.toml: patch_schedule entry \[4, 44, 3\] asks for 44-px patches in "
+                                         r"batches of 3, but the training image .*1.png is 48x40"):
+        train(big, data, tmp_path / "run")
+    assert not (tmp_path / "run" / "log.jsonl").exists()
+    whole = variant(config, "whole.toml", {"patch_size = 32": "patch_size = 600", "batch_size = 2": "batch_size = 1",
+                                           "patch_schedule = [[4, 24, 3]]": "patch_schedule = []"})
+    assert train(whole, data, tmp_path / "whole", "--max-steps", 1) == 0  # batch 1: whole photos, as the configs do
+
+
+@pytest.mark.parametrize("line, message", [
+    ("log_every = 0", "log_every must be 1 or more, got 0"),
+    ("val_every = 0", "val_every must be 1 or more, got 0"),
+    ("checkpoint_every = 0", "checkpoint_every must be 1 or more, got 0"),
+    ("batch_size = 0", "batch_size must be 1 or more, got 0"),
+    ("patch_size = -4", "patch_size must be 1 or more, got -4"),
+    ("steps = 0", "steps must be 1 or more, got 0"),
+    ("warmup_steps = -1", "warmup_steps must be 0 or more, got -1"),
+    ("threads = -1", "threads must be 0 .* or more, got -1"),
+    ("lr = 0", "lr must be more than 0, got 0"),
+    ("lr = nan", "lr must be a finite number, got nan"),
+    ("min_lr = 1.0", r"min_lr must be between 0 and lr \(0.001\), got 1.0"),
+    ("ema_decay = 1.0", r"ema_decay must be at least 0 and less than 1, got 1.0"),
+    ("ema_decay = -0.1", r"ema_decay must be at least 0 and less than 1, got -0.1"),
+    ("grad_clip = 0", "grad_clip must be more than 0, got 0"),
+    ("patch_schedule = [[100, 256]]", r"entry must be \[from_step, patch, batch\] \(three whole numbers\), got \[100, 256\]"),
+    ("patch_schedule = [100, 256, 2]", r"entry must be .*, got 100"),
+    ("patch_schedule = [[100, 0, 2]]", r"with from_step 0 or more and patch and batch 1 or more, got \[100, 0, 2\]"),
+    ("patch_schedule = [[100, 64, 2], [100, 32, 4]]", "two entries from step 100"),
+])
+def test_out_of_range_config_values_are_one_line_errors(tmp_path, line, message):
+    bad = tmp_path / "bad.toml"
+    bad.write_text(line + "\n")
+    with pytest.raises(SystemExit, match=message) as raised:
+        TrainConfig.from_file(bad)
+    assert str(raised.value).startswith(f"{bad}: ") and "\n" not in str(raised.value)
+
+
+def test_init_weights_missing_or_of_another_network_are_one_line_errors(dataset, tmp_path):
+    from enhance.models import create_model
+    from enhance.weights import save_weights
+
+    data, config = dataset
+    missing = variant(config, "missing.toml", add=f'init_weights = "{tmp_path / "nowhere.safetensors"}"\n')
+    with pytest.raises(SystemExit, match=r"missing.toml: init_weights: .*nowhere.safetensors: no such weights file"):
+        train(missing, data, tmp_path / "a")
+    for other in (create_model("saga-l"), create_model("saga-s", attention="linear")):  # another size; another attention
+        weights = tmp_path / "other.safetensors"
+        save_weights(other, weights, name="other")
+        mismatched = variant(config, "other.toml", add=f'init_weights = "{weights}"\n')
+        with pytest.raises(SystemExit, match=r"other.toml: init_weights .*other.safetensors is another network") as err:
+            train(mismatched, data, tmp_path / "b")
+        assert "\n" not in str(err.value)
+
+
+def test_resume_drops_a_half_written_last_log_line(dataset, tmp_path):
+    """What a SIGKILL in the middle of writing a log row leaves behind."""
+    data, config = dataset
+    out = tmp_path / "run"
+    assert train(config, data, out, "--max-steps", 3) == 0
+    with open(out / "log.jsonl", "a") as log:
+        log.write('{"kind": "train", "step": 4, "lo')
+    assert train(config, data, out, "--resume") == 0
+    rows = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows if r["kind"] == "train"] == [1, 2, 3, 4, 5, 6]
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbage"])
+def test_a_damaged_checkpoint_is_a_one_line_error(dataset, tmp_path, damage):
+    data, config = dataset
+    out = tmp_path / "run"
+    assert train(config, data, out, "--max-steps", 3) == 0
+    ckpt = out / "checkpoint.pt"
+    ckpt.write_bytes(ckpt.read_bytes()[:2000] if damage == "truncated" else b"not a checkpoint at all")
+    with pytest.raises(SystemExit, match="checkpoint.pt: not a readable training checkpoint") as err:
+        train(config, data, out, "--resume")
+    assert str(ckpt) in str(err.value) and "\n" not in str(err.value)

@@ -189,9 +189,14 @@ def find_unpaired(folder: Path | str) -> PairSet:
 
 
 def _image_size(path: Path) -> tuple[int, int]:
-    # PIL reads only the header here, not the pixels.
+    """(width, height) as read_image gives the picture: upright, after its EXIF orientation.
+
+    PIL reads only the header here, not the pixels.
+    """
     with Image.open(path) as im:
-        return im.size
+        width, height = im.size
+        quarter_turn = im.getexif().get(0x0112) in (5, 6, 7, 8)  # these orientations swap the sides
+    return (height, width) if quarter_turn else (width, height)
 
 
 def check_sizes(

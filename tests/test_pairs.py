@@ -224,6 +224,18 @@ def test_size_mismatch_listed(tmp_path):
     assert check_sizes(ps.pairs) == ps.size_mismatches
 
 
+def test_check_sizes_compares_upright_sizes(tmp_path):
+    """A ground truth stored sideways with EXIF orientation 6 is read upright, as evaluation reads it."""
+    low, high = tmp_path / "low.png", tmp_path / "high.png"
+    Image.new("RGB", (8, 6)).save(low)
+    turned = Image.Exif()
+    turned[0x0112] = 6
+    Image.new("RGB", (6, 8)).save(high, exif=turned.tobytes())
+    assert check_sizes([ImagePair("1", low, high)]) == []
+    Image.new("RGB", (8, 6)).save(high, exif=turned.tobytes())  # upright 6x8: a real mismatch
+    assert len(check_sizes([ImagePair("1", low, high)])) == 1
+
+
 def test_check_sizes_with_custom_reader_and_unpaired():
     pairs = [ImagePair("a", Path("a_low"), Path("a_high")), ImagePair("b", Path("b"), None)]
     sizes = {"a_low": (4, 4), "a_high": (4, 5)}

@@ -24,7 +24,7 @@ WebP      8-bit, alpha, animated   8-bit RGB(A) (no grayscale in WebP), ICC + EX
 TIFF      8/16-bit, 16/32/64-bit   8/16-bit (deflate) and 32-bit float (uncompressed),
           float, gray, RGB(A),     gray, RGB(A), ICC + EXIF: the text tags, resolution
           CMYK, multi-page,        and the EXIF and GPS directories (tifffile writes no
-          BigTIFF; 32-bit and      EXIF; see _write_tiff). Other first-directory tags
+          BigTIFF; 32-bit and      EXIF; see tiff.py). Other first-directory tags
           signed integers are      are dropped, with a warning.
           refused, by name;
           other extra channels
@@ -74,7 +74,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 import tifffile
-from PIL import ExifTags, Image, ImageCms, JpegImagePlugin, TiffImagePlugin, UnidentifiedImageError, features
+from PIL import Image, ImageCms, JpegImagePlugin, UnidentifiedImageError, features
+
+from .tiff import write_tiff
 
 try:  # HEIC/HEIF decoding; optional so the rest still works without it
     import pillow_heif
@@ -682,7 +684,8 @@ def write_image(path, photo: Photo, *, jpeg_quality: int = 95, webp_quality: int
             if pixels.dtype == np.uint16 and fmt == "PNG":
                 file.write(_encode_16bit_png(pixels, alpha, icc, exif))
             elif fmt == "TIFF":
-                _write_tiff(file, path, pixels, alpha, icc, exif)
+                for lost in write_tiff(file, pixels, alpha, icc, exif):
+                    warnings.warn(f"{path}: {lost}", ImageIOWarning, stacklevel=2)
             else:
                 _save_with_pillow(file, fmt, pixels, alpha, icc, exif,
                                   jpeg_quality=jpeg_quality, jpeg_subsampling=photo.jpeg_subsampling,
@@ -898,124 +901,3 @@ def _encode_16bit_gray_alpha_png(gray, alpha) -> bytes:
 def _png_chunk(kind: bytes, data: bytes) -> bytes:
     crc = zlib.crc32(kind + data)
     return len(data).to_bytes(4, "big") + kind + data + crc.to_bytes(4, "big")
-
-
-def _write_tiff(file, path: Path, pixels, alpha, icc, exif: bytes | None) -> None:
-    """TIFF via tifffile, at every depth: Pillow can write neither 16-bit nor float RGB, and its
-    libtiff writer (needed for compression) fails on EXIF that has an EXIF or GPS directory, as
-    every camera photo's has. Deflate with the horizontal predictor compresses 8- and 16-bit photos
-    well and needs no extra codec package. Floats are written uncompressed: their predictor would
-    need imagecodecs, and deflate alone saved 14% on an enhanced 12-MP photo while taking 5.4 s,
-    against 0.2 s uncompressed. Of the EXIF, the text tags listed below, software, resolution and
-    the EXIF and GPS directories are written; other tags of its first directory are dropped, with
-    a warning."""
-    data = pixels if alpha is None else np.dstack([pixels, alpha])
-    integers = pixels.dtype != np.float32
-    tags = Image.Exif()
-    if exif:
-        tags.load(exif)
-    directories = _exif_directories(tags)
-    resolution = tags.get(282), tags.get(283)  # XResolution, YResolution
-    has_resolution = all(resolution)
-    text = {code: _ascii_tag(tags, code) for code in _TIFF_TEXT_TAGS}
-    # tifffile's own note of the array's shape, from a file it wrote: wrong once the photo is
-    # turned upright or a page is dropped, and tifffile then warns on every read. Not the user's.
-    layout_note = (text.get(270) or "").startswith('{"shape":')
-    if layout_note:
-        text[270] = None
-    software = _ascii_tag(tags, 305)
-    tifffile.imwrite(
-        file, data,
-        photometric="minisblack" if pixels.ndim == 2 else "rgb",
-        extrasamples=["unassalpha"] if alpha is not None else None,
-        compression="zlib" if integers else None, predictor=integers,
-        iccprofile=icc,
-        metadata=None,  # no tifffile JSON description tag
-        software=software or False,  # the photo's Software tag, or none (not tifffile's name)
-        resolution=tuple(map(float, resolution)) if has_resolution else None,
-        resolutionunit=tags.get(296) if has_resolution else None,
-        extratags=[(code, "s", 0, value, True) for code, value in text.items() if value]
-                  + [(_STAND_IN[pointer], "I", 1, 0, True) for pointer in directories],
-    )
-    if directories:
-        _append_exif_directories(file, path, directories)
-
-    # Nothing is lost with orientation 1 (the pixels are upright), which is what a TIFF without the
-    # tag means, with Windows' Padding tag (0xEA1C: filler bytes) or with an empty EXIF or GPS directory.
-    kept = {code for code, value in text.items() if value} | set(directories) | {_ORIENTATION, 0xEA1C}
-    kept |= {270} if layout_note else set()
-    kept |= {pointer for pointer in _STAND_IN if not tags.get_ifd(pointer)}
-    kept |= {305} if software else set()
-    kept |= {282, 283, 296} if has_resolution else set()
-    left_out = sorted(code for code in tags if code not in kept)
-    if left_out:
-        names = ", ".join(ExifTags.TAGS.get(code, f"tag {code}") for code in left_out)
-        warnings.warn(f"{path}: these EXIF tags could not be written to the TIFF and were dropped: {names}",
-                      ImageIOWarning, stacklevel=3)
-
-
-# What the TIFF writer copies of a photo's EXIF. tifffile writes the plain text tags of the
-# first directory (description, make, model, date, artist, host computer, copyright; software
-# has its own argument) but refuses the pointers to the EXIF and GPS directories, so those are
-# written under the unused tag code just below each, which keeps the directory's tag order, then
-# renamed once their directory is appended.
-_TIFF_TEXT_TAGS = (270, 271, 272, 306, 315, 316, 33432)
-_EXIF_POINTER, _GPS_POINTER, _INTEROP_POINTER = 0x8769, 0x8825, 0xA005
-_STAND_IN = {_EXIF_POINTER: _EXIF_POINTER - 1, _GPS_POINTER: _GPS_POINTER - 1}
-_CLASSIC_TIFF_LE = b"II*\x00"
-
-
-def _ascii_tag(tags: Image.Exif, code: int) -> str | None:
-    """A text tag's value if it is plain ASCII, which is all that TIFF text tags may hold."""
-    value = tags.get(code)
-    return value if isinstance(value, str) and value.isascii() else None
-
-
-def _exif_directories(tags: Image.Exif) -> dict[int, dict]:
-    """{pointer tag: the EXIF or GPS directory's tags} that Pillow can serialise."""
-    directories = {}
-    for pointer in _STAND_IN:
-        # The interoperability directory's pointer would be a stale offset here: left out.
-        directory = {k: v for k, v in tags.get_ifd(pointer).items() if k != _INTEROP_POINTER}
-        try:
-            _serialise_directory(pointer, directory, offset=8)
-        except Exception:
-            continue  # a value Pillow cannot write: lose that directory, keep the photo
-        if directory:
-            directories[pointer] = directory
-    return directories
-
-
-def _serialise_directory(pointer: int, directory: dict, offset: int) -> bytes:
-    """One little-endian TIFF directory of `directory`'s tags, with its values, placed at `offset`."""
-    ifd = TiffImagePlugin.ImageFileDirectory_v2(ifh=_CLASSIC_TIFF_LE + struct.pack("<I", 8), group=pointer)
-    for tag, value in directory.items():
-        ifd[tag] = value
-    return ifd.tobytes(offset)
-
-
-def _append_exif_directories(file, path: Path, directories: dict[int, dict]) -> None:
-    """Append each directory to the TIFF tifffile just wrote, and point the first directory's
-    stand-in tag at it. Only classic little-endian TIFF, which tifffile writes below 4 GB on
-    every common machine; a BigTIFF keeps the text tags only, with a warning."""
-    file.seek(0)
-    header = file.read(8)
-    if header[:4] != _CLASSIC_TIFF_LE:
-        warnings.warn(f"{path}: EXIF and GPS details are not written into a BigTIFF (over 4 GB)",
-                      ImageIOWarning, stacklevel=4)
-        return
-    (first,) = struct.unpack("<I", header[4:])
-    file.seek(first)
-    (count,) = struct.unpack("<H", file.read(2))
-    entries = file.read(12 * count)
-    pointer_of = {_STAND_IN[pointer]: pointer for pointer in directories}
-    for i in range(count):
-        (code,) = struct.unpack_from("<H", entries, 12 * i)
-        pointer = pointer_of.get(code)
-        if pointer is None:
-            continue
-        end = file.seek(0, os.SEEK_END)
-        end += file.write(b"\x00" * (end % 2))  # TIFF directories start on a word boundary
-        file.write(_serialise_directory(pointer, directories[pointer], end))
-        file.seek(first + 2 + 12 * i)
-        file.write(struct.pack("<HHII", pointer, 4, 1, end))  # type 4: LONG

@@ -414,13 +414,13 @@ def print_report(report: dict) -> None:
     print()
     n = report["n_images"]
     if report["no_reference"]:
-        print(f"{NO_REFERENCE_LABEL} ({n} images)")
+        print(f"{NO_REFERENCE_LABEL} ({n} image{'s' * (n != 1)})")
     else:
         line = f"PSNR {_fmt(report['psnr'], 2)} dB, SSIM {_fmt(report['ssim'], 4)}"
         if report["psnr_gt_mean"] is not None:
             line += (f"   |   GT-mean: PSNR {_fmt(report['psnr_gt_mean'], 2)} dB, "
                      f"SSIM {_fmt(report['ssim_gt_mean'], 4)}")
-        print(f"{line}   ({n} images{', TTA x8' if report['tta'] else ''})")
+        print(f"{line}   ({n} image{'s' * (n != 1)}{', TTA x8' if report['tta'] else ''})")
         print(f"exposure vs GT: mean {_fmt(report['exposure_stops'], 2)} stops, "
               f"mean absolute {_fmt(report['exposure_error_stops'], 2)} stops")
     print(f"parameters {report['parameters'] / 1e6:.3f} M, FLOPs {report['flops_256x256'] / 1e9:.2f} G at 256x256 "
@@ -455,7 +455,7 @@ def main(args) -> int:
     except OSError as err:  # an unreadable --list file, or a folder that cannot be listed
         return _error(f"{err.filename}: {err.strerror}" if err.filename else str(err))
 
-    print(f"dataset layout: {pairset.layout} ({len(pairset.pairs)} images)")
+    print(f"dataset layout: {pairset.layout} ({len(pairset.pairs)} image{'s' * (len(pairset.pairs) != 1)})")
     problems = pairset.problems()
     if problems:
         print(f"{len(problems)} problem(s) found; the images concerned are not evaluated:")

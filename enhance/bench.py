@@ -435,8 +435,12 @@ def summarize(records: list[dict]) -> list[dict]:
                 e = fit_exponent(pixels, [cells[s][key] or 0 for s in cells])
                 target = f"<= {TARGET_EXPONENT:.2f}" if attention == "saga" else "-"
                 met = (e <= TARGET_EXPONENT) if (attention == "saga" and e is not None) else None
-                add(f"{attention} {what} exponent", e, target, met,
-                    f"~ pixels^e over sizes {', '.join(map(str, cells))}" if e is not None else "fewer than 2 sizes ran")
+                detail = (f"~ pixels^e over sizes {', '.join(map(str, cells))}" if e is not None
+                          else "fewer than 2 sizes ran")
+                if e is not None and e < 0:  # cost never falls as the image grows: noise, not a figure to judge
+                    met = None
+                    detail += "; negative, so noise decides it: rerun with larger sizes or more repeats"
+                add(f"{attention} {what} exponent", e, target, met, detail)
     return items
 
 

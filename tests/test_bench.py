@@ -123,6 +123,14 @@ def test_summary_ratios_and_exponents_from_synthetic_records():
     assert items["softmax time exponent"]["value"] is None  # nothing ran
 
 
+def test_a_negative_exponent_is_not_judged():
+    """Time falling as the image grows is a noisy first cell, not a scaling law that meets a target."""
+    records = [dict(r, ms=r["ms"] * (40 if r["size"] == 256 else 1)) if r["attention"] == "saga" and r["ms"] else r
+               for r in synthetic_records()]
+    exponent = {item["name"]: item for item in bench.summarize(records)}["saga time exponent"]
+    assert exponent["value"] < 0 and exponent["met"] is None and "noise decides it" in exponent["detail"]
+
+
 def test_summary_says_not_met_when_a_target_is_missed():
     records = [dict(r, ms=r["ms"] * 1.5) if r["attention"] == "saga" and r["ms"] else r for r in synthetic_records()]
     items = {item["name"]: item for item in bench.summarize(records)}

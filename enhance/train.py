@@ -13,6 +13,7 @@ pairs per rank; rank 0 validates, logs and checkpoints.
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import math
 import os
@@ -553,6 +554,17 @@ def config_differences(saved: dict, cfg: TrainConfig) -> list[str]:
     return differences
 
 
+def data_fingerprint(train_pairs, val_pairs) -> str:
+    """A digest of which pairs a run trains and validates on, by stem and file size: the same
+    files moved to another folder (or machine) keep it, other or changed files do not."""
+    digest = hashlib.sha256()
+    for role, pairs in (("train", train_pairs), ("val", val_pairs)):
+        for pair in sorted(pairs, key=lambda pair: natural_key(pair.stem)):
+            sizes = [path.stat().st_size for path in (pair.low, pair.high)]
+            digest.update(f"{role} {pair.stem} {sizes[0]} {sizes[1]}\n".encode())
+    return digest.hexdigest()
+
+
 def read_log_rows(log_path: Path) -> list[str]:
     """The log's rows as lines, without a half-written last line (what a SIGKILL mid-write leaves)."""
     lines = log_path.read_text().splitlines()
@@ -612,6 +624,10 @@ def train(cfg: TrainConfig, data_dir: Path, out: Path, resume: bool = False, max
     except OSError as err:
         raise SystemExit(f"{out}: cannot create the run folder ({err.strerror or err})") from None
     layout, train_pairs, val_pairs = select_pairs(cfg, data_dir)
+    fingerprint = data_fingerprint(train_pairs, val_pairs)
+    if ckpt is not None and ckpt.get("data_fingerprint", fingerprint) != fingerprint:
+        raise SystemExit(f"{ckpt_path}: the run trained on other pairs ({ckpt.get('data')}) than {data_dir} holds; "
+                         "--resume takes the run's own data (the same files, wherever they lie now)")
     check_patch_sizes(cfg, train_pairs, source)
     if rank == 0 and not quiet:  # as `enhance eval` says which split it reads
         print(f"dataset layout: {layout} ({len(train_pairs)} training pairs, {len(val_pairs)} validation pairs "
@@ -671,7 +687,8 @@ def train(cfg: TrainConfig, data_dir: Path, out: Path, resume: bool = False, max
         if rank == 0:
             atomic_torch_save({"model": model.state_dict(), "ema": ema.state_dict(), "optimizer": optimizer.state_dict(),
                                "step": step, "best_psnr": best_psnr, "wall_seconds": wall_seconds,
-                               "rng": rngs, "config": asdict(cfg)}, ckpt_path)
+                               "rng": rngs, "config": asdict(cfg),
+                               "data": str(data_dir), "data_fingerprint": fingerprint}, ckpt_path)
 
     def stop_agreed() -> bool:
         """Whether to stop before the next step. Under DDP the ranks agree on it: a signal that reaches

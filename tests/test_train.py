@@ -5,6 +5,7 @@ import dataclasses
 import json
 import math
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -608,6 +609,19 @@ def test_resume_with_another_config_is_refused(dataset, tmp_path):
     assert (out / "checkpoint.pt").read_bytes() == before
     chattier = variant(config, "chatty.toml", {"checkpoint_every = 3": "checkpoint_every = 1"})
     assert train(chattier, data, out, "--resume") == 0  # how often it checkpoints changes no weight
+
+
+def test_resume_on_other_data_is_refused_but_moved_data_is_not(dataset, tmp_path):
+    data, config = dataset
+    out = tmp_path / "run"
+    assert train(config, data, out, "--max-steps", 3) == 0
+    moved = tmp_path / "moved"
+    shutil.copytree(data, moved)  # the same files elsewhere: resumes
+    assert train(config, moved, out, "--resume", "--max-steps", 4) == 0
+    (moved / "low" / "3.png").unlink()
+    (moved / "high" / "3.png").unlink()  # one training pair fewer: another run
+    with pytest.raises(SystemExit, match=r"checkpoint.pt: the run trained on other pairs"):
+        train(config, moved, out, "--resume")
 
 
 def test_resume_into_a_folder_with_an_earlier_run_but_no_checkpoint_is_refused(dataset, tmp_path):

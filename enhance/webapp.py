@@ -334,6 +334,8 @@ def describe(photo: Photo, out_name: str, model_name: str, tile, strength: float
              f"Download: `{out_name}` (full resolution, {depth})"]
     if untrained:
         lines.append(f"⚠️ `{model_name}` has no trained weights: this result comes from random weights.")
+    if strength == 0 and exposure != 0:
+        lines.append("Note: strength 0 gives back the original photo, so the exposure setting has no effect.")
     lines += [f"Note: {note}" for note in [*photo.notes, *write_notes]]
     return "\n\n".join(lines)
 

@@ -263,6 +263,14 @@ def test_what_the_download_format_cannot_hold_is_said_in_the_result_text(tmp_pat
     assert str(tmp_path) not in info
 
 
+def test_exposure_at_strength_zero_is_said_to_do_nothing(tmp_path):
+    handler = make_handler(square_root_net(), tmp_path)
+    source = save_photo(tmp_path / "dark.png", dark_pixels(24, 32))
+    _, download, info = handler(str(source), strength=0.0, exposure=1.0)
+    assert "strength 0 gives back the original photo" in info
+    np.testing.assert_array_equal(read_image(download).pixels, read_image(source).pixels)
+
+
 def test_stray_empty_temp_files_of_gradio_are_removed(tmp_path):
     old = time.time() - 3600
     for name, content, mtime in (("tmpold", b"", old), ("tmpnew", b"", None), ("tmpfull", b"x", old),

@@ -24,8 +24,10 @@ WebP      8-bit, alpha, animated   8-bit RGB(A) (no grayscale in WebP), ICC + EX
 TIFF      8/16-bit, 16/32/64-bit   8/16-bit (deflate) and 32-bit float (uncompressed),
           float, gray, RGB(A),     gray, RGB(A), ICC + EXIF: the text tags, resolution
           CMYK, multi-page,        and the EXIF and GPS directories (tifffile writes no
-          BigTIFF; 32-bit and      EXIF; see tiff.py). Other first-directory tags
-          signed integers are      are dropped, with a warning.
+          BigTIFF (premultiplied   EXIF; see tiff.py). Other first-directory tags
+          alpha made straight);    are dropped, with a warning.
+          32-bit and signed
+          integers are
           refused, by name;
           other extra channels
           dropped, with a note
@@ -465,6 +467,7 @@ def _read_deep_tiff(path: Path, max_pixels: int) -> Photo | None:
         icc = page.tags.valueof(34675)  # InterColorProfile
         samples = page.samplesperpixel
         extra_is_alpha = bool(page.extrasamples) and page.extrasamples[0] in (1, 2)  # (un)associated alpha
+        premultiplied = bool(page.extrasamples) and page.extrasamples[0] == 1  # associated alpha
 
     if floating:
         data = _float_pixels_in_range(data, notes)
@@ -478,6 +481,8 @@ def _read_deep_tiff(path: Path, max_pixels: int) -> Photo | None:
         color = data[..., 0] if gray else data[..., :3]
         alpha = data[..., color_samples] if extra_is_alpha and samples > color_samples else None
         _note_dropped_channels(data.shape[-1] - color_samples - (alpha is not None), notes)
+        if alpha is not None and premultiplied:
+            color = _unpremultiply(color, alpha)  # the network and the writer work in straight colour
 
     exif, orientation = None, 1
     with open(path, "rb") as f:
@@ -486,6 +491,20 @@ def _read_deep_tiff(path: Path, max_pixels: int) -> Photo | None:
         except Exception:
             notes.append("EXIF data could not be read and was dropped")
     return _make_photo(color, alpha, gray, "TIFF", bytes(icc) if icc else None, exif, orientation, notes)
+
+
+def _unpremultiply(color: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """Straight colour from colour premultiplied by alpha (a TIFF's associated alpha), same dtype.
+
+    Where alpha is 0 the colour is unknowable and stays 0; it is invisible either way.
+    """
+    white = 1.0 if color.dtype == np.float32 else 65535.0
+    a = alpha.astype(np.float32) / white
+    a = a[..., None] if color.ndim == 3 else a
+    straight = np.divide(color.astype(np.float32), a, out=np.zeros(color.shape, np.float32), where=a > 0)
+    if color.dtype == np.float32:
+        return np.clip(straight, 0.0, 1.0)
+    return np.clip(np.rint(straight), 0, 65535).astype(color.dtype)
 
 
 def _first_tiff_directory(f) -> Image.Exif:

@@ -535,6 +535,22 @@ def test_16bit_and_float_tiffs_keep_the_exif_and_gps_directories(tmp_path, dtype
     assert not caplog.records  # tifffile logged no refused tag
 
 
+@pytest.mark.parametrize("dtype", [np.uint16, np.float32])
+def test_premultiplied_alpha_tiff_is_read_as_straight_colour(tmp_path, dtype):
+    rng = np.random.default_rng(3)
+    straight = rng.random((H, W, 3)).astype(np.float32)
+    alpha = (rng.random((H, W)) * 0.9 + 0.1).astype(np.float32)
+    premultiplied = np.dstack([straight * alpha[..., None], alpha])
+    white = 65535 if dtype == np.uint16 else 1
+    src = tmp_path / "assoc.tif"
+    tifffile.imwrite(src, (premultiplied * white).round().astype(dtype) if white > 1 else premultiplied,
+                     photometric="rgb", extrasamples=["assocalpha"])
+    photo = read_image(src)
+    np.testing.assert_allclose(photo.pixels.astype(np.float32) / white, straight, atol=2e-3)
+    with tifffile.TiffFile(write_image(tmp_path / "out.tif", photo)) as tif:
+        assert tif.pages[0].extrasamples == (tifffile.EXTRASAMPLE.UNASSALPHA,)  # and labelled as such
+
+
 def test_tifffile_layout_note_is_not_copied(tmp_path):
     src = tmp_path / "in.tif"
     tifffile.imwrite(src, rgb16()[None], photometric="rgb")  # a one-page stack: {"shape": [1, 12, 20, 3]}

@@ -153,7 +153,11 @@ def plan_jobs(inputs: list[tuple[Path, Path]], out_dir: Path, suffix: str, ext: 
         destination = out_dir / parent / name
         key = _file_key(destination)
         if key in claimed:
-            errors.append(f"{source}: would write {destination}, which {claimed[key]} also writes (use --suffix or --ext)")
+            other = claimed[key]
+            # --suffix and --ext change both names alike; only another place parts them.
+            advice = "give them separate -o folders" + (
+                ", or use -r from a folder above both to mirror its subfolders" if other.name == source.name else "")
+            errors.append(f"{source}: would write {destination}, which {other} also writes ({advice})")
             continue
         claimed[key] = source
         jobs.append(Job(source, destination))

@@ -181,6 +181,13 @@ def test_max_pixels_below_one_is_a_usage_error(photos, weights, tmp_path, capsys
     assert "--max-pixels 0: must be at least 1" in capsys.readouterr().err
 
 
+def test_two_photos_of_one_name_from_two_folders_are_told_how_to_part_them(photos, weights, tmp_path, capsys):
+    Image.fromarray(dark_rgb(24, 32, 6)).save(photos / "sub" / "b.png")  # another b.png
+    assert run(photos / "b.png", photos / "sub" / "b.png", "-o", tmp_path / "out", "--weights", weights) == 1
+    failed = [line for line in capsys.readouterr().err.splitlines() if line.startswith("failed:")]
+    assert len(failed) == 1 and "also writes (give them separate -o folders, or use -r from a folder above" in failed[0]
+
+
 def test_a_file_named_twice_is_enhanced_once(photos, weights, tmp_path, capsys):
     out = tmp_path / "out"
     assert run(photos / "a.jpg", str(photos / "sub" / ".." / "a.jpg"), "-o", out, "--weights", weights) == 0

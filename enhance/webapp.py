@@ -29,7 +29,7 @@ Decisions
   seconds), and removes the scratch folder before returning, whatever happened. The example
   photos are static paths, served from where they lie: copies in the cache would be deleted
   with everything else after an hour. After each request the empty temporary files that
-  gr.File leaves in the cache are removed.
+  gr.File leaves in the cache, and the empty folders Gradio's clean-up leaves, are removed.
 * The last photo and the network's output for it are kept, one of each for the whole server
   (about 2 x 36 MB for a 12-MP JPEG). Pressing Enhance again with the same photo (the same
   bytes, even uploaded again), model and tile, after moving the strength or exposure slider,
@@ -499,24 +499,29 @@ def build_app(model: torch.nn.Module, model_name: str = DEFAULT_MODEL, *, untrai
 
 
 def remove_stray_temp_files(cache_dir: Path, min_age: float = 600.0) -> None:
-    """Delete the empty `tmp*` files that gr.File leaves in Gradio's cache, one per request.
+    """Delete what Gradio 6.31 leaves behind in its cache folder, one or two entries per request.
 
-    Gradio 6.31's File.preprocess opens tempfile.NamedTemporaryFile(delete=False) in the cache
-    folder and never writes, tracks or deletes it. An empty file of that name, untouched for
-    `min_age` seconds, holds nothing anyone can use.
+    - Empty `tmp*` files: File.preprocess opens tempfile.NamedTemporaryFile(delete=False) there
+      and never writes, tracks or deletes it. One untouched for `min_age` seconds holds nothing.
+    - Empty folders: each upload or result lives in a folder named by its hash, and the hourly
+      clean-up deletes the file but not the folder. One left empty for an hour longer than
+      files are kept is not about to receive a file (a folder's time changes when one arrives).
     """
-    cutoff = time.time() - min_age
+    now = time.time()
     try:
         entries = list(os.scandir(cache_dir))
     except OSError:
         return
     for entry in entries:
         try:
-            if (entry.name.startswith("tmp") and entry.is_file(follow_symlinks=False)
-                    and entry.stat().st_size == 0 and entry.stat().st_mtime < cutoff):
+            if entry.is_dir(follow_symlinks=False):
+                if entry.stat().st_mtime < now - DELETE_CACHE[1] - 3600:
+                    os.rmdir(entry.path)  # refused unless empty
+            elif (entry.name.startswith("tmp") and entry.is_file(follow_symlinks=False)
+                    and entry.stat().st_size == 0 and entry.stat().st_mtime < now - min_age):
                 os.unlink(entry.path)
         except OSError:
-            pass  # gone already, or not ours to delete
+            pass  # not empty, gone already, or not ours to delete
 
 
 def launch(demo: gr.Blocks, host: str = "127.0.0.1", port: int = 7860, **options):

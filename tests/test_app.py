@@ -271,15 +271,21 @@ def test_exposure_at_strength_zero_is_said_to_do_nothing(tmp_path):
     np.testing.assert_array_equal(read_image(download).pixels, read_image(source).pixels)
 
 
-def test_stray_empty_temp_files_of_gradio_are_removed(tmp_path):
+def test_stray_empty_temp_files_and_folders_of_gradio_are_removed(tmp_path):
     old = time.time() - 3600
     for name, content, mtime in (("tmpold", b"", old), ("tmpnew", b"", None), ("tmpfull", b"x", old),
                                  ("photo.png", b"", old)):
         (tmp_path / name).write_bytes(content)
         if mtime:
             os.utime(tmp_path / name, (mtime, mtime))
+    for name, mtime in (("a" * 64, time.time() - 3 * 3600), ("b" * 64, None), ("c" * 64, time.time() - 3 * 3600)):
+        (tmp_path / name).mkdir()  # hash folders: old and empty, recent and empty, old with a file
+        if name.startswith("c"):
+            (tmp_path / name / "kept.png").write_bytes(b"x")
+        if mtime:
+            os.utime(tmp_path / name, (mtime, mtime))
     webapp.remove_stray_temp_files(tmp_path)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["photo.png", "tmpfull", "tmpnew"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b" * 64, "c" * 64, "photo.png", "tmpfull", "tmpnew"]
 
 
 def test_previews_of_large_photos_are_downscaled():

@@ -49,6 +49,7 @@ __all__ = [
     "find_pairs",
     "find_unpaired",
     "check_sizes",
+    "image_size",
     "read_stem_list",
     "pair_key",
 ]
@@ -188,7 +189,7 @@ def find_unpaired(folder: Path | str) -> PairSet:
     return PairSet("unpaired (no ground truth)", pairs, [], [], [])
 
 
-def _image_size(path: Path) -> tuple[int, int]:
+def image_size(path: Path) -> tuple[int, int]:
     """(width, height) as read_image gives the picture: upright, after its EXIF orientation.
 
     PIL reads only the header here, not the pixels.
@@ -201,7 +202,7 @@ def _image_size(path: Path) -> tuple[int, int]:
 
 def check_sizes(
     pairs: Iterable[ImagePair],
-    read_size: Callable[[Path], tuple[int, int]] = _image_size,
+    read_size: Callable[[Path], tuple[int, int]] = image_size,
 ) -> list[str]:
     """One line per pair whose low and high images differ in pixel size (or cannot be read)."""
     lines = []

@@ -285,11 +285,11 @@ def main(args) -> int:
         jobs, plan_errors = plan_jobs(inputs, out_dir, suffix, args.ext, args.recursive)
         # An input that another input's output would be is that output, from an earlier run into
         # the input folder: not a photo to enhance again (no a_enhanced_enhanced.jpg).
-        pairs = [(_file_key(job.source), _file_key(job.destination)) for job in jobs]
-        others_outputs = {destination for source, destination in pairs if destination != source}
-        earlier_outputs = [source for source, _ in inputs if _file_key(source) in others_outputs]
+        source_keys = {source: _file_key(source) for source, _ in inputs}
+        others_outputs = {key for job in jobs if (key := _file_key(job.destination)) != source_keys[job.source]}
+        earlier_outputs = [source for source, _ in inputs if source_keys[source] in others_outputs]
         if earlier_outputs:
-            fresh = [(source, relative) for source, relative in inputs if _file_key(source) not in others_outputs]
+            fresh = [(source, relative) for source, relative in inputs if source_keys[source] not in others_outputs]
             jobs, plan_errors = plan_jobs(fresh, out_dir, suffix, args.ext, args.recursive)
         input_dirs = {_file_key(src.parent) for src, _ in inputs}
         if not args.allow_input_folder and any(_file_key(job.destination.parent) in input_dirs for job in jobs):

@@ -30,14 +30,13 @@ import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
-from PIL import Image
 
 from .attention import ATTENTION_TYPES
 from .exposure import EXPOSURE_RANGE, exposure_curve
 from .imageio import ImageReadError, convert_pixels, read_image
 from .metrics import psnr, psnr_gt_mean, quantize_8bit, ssim, ssim_gt_mean
 from .models import create_model, list_models
-from .pairs import PairError, find_pairs, natural_key, pair_key, read_stem_list
+from .pairs import PairError, find_pairs, image_size, natural_key, pair_key, read_stem_list
 from .weights import REPO_ROOT, WeightsError, load_model, load_state_strict, save_weights
 
 DEFAULT_VAL_LIST = REPO_ROOT / "datasets" / "lol_v1_val.txt"
@@ -485,8 +484,7 @@ def check_patch_sizes(cfg: TrainConfig, pairs, source) -> None:
     smallest = None  # (shorter side, path, width, height); header reads only, the pixels come later
     for pair in pairs:
         try:
-            with Image.open(pair.low) as im:
-                width, height = im.size
+            width, height = image_size(pair.low)  # upright, as read_image gives it
         except OSError:
             continue  # TrainingData names an unreadable image
         if smallest is None or min(width, height) < smallest[0]:

@@ -46,7 +46,6 @@ from __future__ import annotations
 import argparse
 import atexit
 import dataclasses
-import hashlib
 import os
 import shutil
 import signal
@@ -70,7 +69,7 @@ from .imageio import (SUPPORTED_EXTENSIONS, ImageIOWarning, ImageReadError, Imag
 from .inference import DEVICES, MIN_TILE, resolve_device
 from .models import DEFAULT_MODEL, MODELS, get_entry, list_models
 from .pipeline import enhance_photo, expose_photo
-from .weights import UntrainedModelError, WeightsError, load_model
+from .weights import UntrainedModelError, WeightsError, load_model, sha256_of
 
 MAX_FILE_SIZE = "200mb"      # uploads above this are refused by Gradio before they reach us
 MAX_PIXELS = 100_000_000     # larger photos are refused from the header (read_image's bomb guard)
@@ -196,7 +195,7 @@ class EnhanceHandler:
             raise gr.Error(f"{name}: this upload is no longer on the server (uploads are kept for "
                            f"{DELETE_CACHE[1] // 60} minutes); upload the photo again", print_exception=False)
         try:
-            key = (file_digest(photo_path), model_name, tile_size)
+            key = (sha256_of(photo_path), model_name, tile_size)  # the same bytes uploaded again: the same photo
         except OSError:
             key = None  # let read_image say what is wrong with the file
         with self._last_lock:
@@ -264,15 +263,6 @@ class _NetworkResult:
     key: Optional[tuple]  # (sha256 of the photo file, model name, tile), None if unknown
     photo: Photo
     enhanced: Photo  # exposure 0, strength 1
-
-
-def file_digest(path) -> str:
-    """sha256 of a file's bytes: the same photo uploaded again is known as the same photo."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        for block in iter(lambda: file.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def model_help(names: list[str]) -> str:

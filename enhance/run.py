@@ -247,11 +247,13 @@ def _parse_max_pixels(limit: int) -> int:
     return limit
 
 
-def _make_output_folder(folder: Path) -> None:
+def _make_output_folder(folder: Path) -> list[Path]:
     """Create -o before any photo is enhanced, so that a bad -o fails once, not once per photo.
 
     A folder made here gets OUTPUT_MARK (see collect_inputs); one that existed does not.
+    Returns the folders made, -o first, then the missing parents that mkdir made for it.
     """
+    made = [p for p in (folder, *folder.parents) if not p.exists()]
     try:
         folder.mkdir(parents=True)
     except FileExistsError:
@@ -267,10 +269,27 @@ def _make_output_folder(folder: Path) -> None:
             raise UsageError(f"{folder}: cannot write in the output folder ({err.strerror or err})") from None
     if not os.access(folder, os.W_OK | os.X_OK):
         raise UsageError(f"{folder}: cannot write in the output folder (permission denied)")
+    return made
+
+
+def _remove_if_unused(made: list[Path]) -> None:
+    """Remove the folders _make_output_folder made, if no photo was written into them.
+
+    A batch whose every photo failed (or that was stopped before the first) leaves nothing
+    behind, rather than an empty folder that looks like a result.
+    """
+    try:
+        if made and [p.name for p in made[0].iterdir()] == [OUTPUT_MARK]:
+            (made[0] / OUTPUT_MARK).unlink()
+        for folder in made:
+            folder.rmdir()  # refuses a folder that holds anything
+    except OSError:
+        pass  # a folder in use or not empty stays
 
 
 def main(args) -> int:
     rank, world = _distributed_rank()
+    made_folders: list[Path] = []
     try:
         tile = _parse_tile(args.tile)
         exposure = _parse_exposure(args.exposure)
@@ -298,8 +317,7 @@ def main(args) -> int:
         if args.overwrite:
             jobs, overwrite_errors = spare_input_photos(jobs, inputs)
             plan_errors += overwrite_errors
-        if jobs:
-            _make_output_folder(args.output)
+        made_folders = _make_output_folder(args.output) if jobs else []
         device = resolve_device(args.device)
         if device.type == "cuda" and world > 1:
             device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", rank)) % torch.cuda.device_count())
@@ -309,6 +327,7 @@ def main(args) -> int:
         model = load_model(args.weights or args.model, device=device)
     except (UsageError, WeightsError, ValueError) as err:
         print(f"enhance run: {err}", file=sys.stderr)
+        _remove_if_unused(made_folders)
         return 2
     if rank == 0:
         _say_left_out(not_images, f"whose names are not those of photos ({', '.join(SUPPORTED_EXTENSIONS)})")
@@ -333,6 +352,8 @@ def main(args) -> int:
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
+        if world == 1:  # under torchrun another process may still write into the folder
+            _remove_if_unused(made_folders)
 
 
 def _say_left_out(files: list[Path], why: str) -> None:

@@ -250,7 +250,21 @@ def test_sigterm_ends_like_ctrl_c_without_a_partial_file(photos, weights, tmp_pa
     assert run(photos, "-o", tmp_path / "out", "--weights", weights) == 130
     assert "interrupted after 0 photos" in capsys.readouterr().err
     assert signal.getsignal(signal.SIGTERM) == before  # restored for whoever called main
-    assert [p.name for p in (tmp_path / "out").iterdir()] == [OUTPUT_MARK]
+    assert not (tmp_path / "out").exists()  # made by this run, and nothing written into it
+
+
+def test_a_batch_that_writes_nothing_leaves_no_output_folder(photos, weights, tmp_path, capsys):
+    out = tmp_path / "new" / "out"
+    assert run(photos / "broken.png", "-o", out, "--weights", weights) == 1
+    assert not (tmp_path / "new").exists()  # -o and the parent made for it are gone
+    assert run(photos / "b.png", "-o", out, "--weights", tmp_path / "missing.safetensors") == 2
+    assert not (tmp_path / "new").exists()
+    existing = tmp_path / "existing"
+    existing.mkdir()
+    assert run(photos / "broken.png", "-o", existing, "--weights", weights) == 1
+    assert existing.is_dir()  # a folder the user had stays
+    assert run(photos / "b.png", photos / "broken.png", "-o", out, "--weights", weights) == 1
+    assert written(out) == ["b.png"]
 
 
 def test_webp_quality_follows_jpeg_quality(photos, weights, tmp_path):

@@ -181,11 +181,11 @@ class EnhanceHandler:
         progress = progress or (lambda *args, **kwargs: None)
         name = Path(photo_path).name  # the uploaded file's own name (Gradio keeps it)
         tile_size = parse_tile(tile)
-        strength = float(strength)
+        strength = parse_number(strength, "strength")
         if not 0.0 <= strength <= 1.0:
             raise gr.Error(f"strength must be between 0 and 1, got {strength}", print_exception=False)
         try:
-            exposure = check_stops(float(exposure))
+            exposure = check_stops(parse_number(exposure, "exposure"))
         except ValueError as err:
             raise gr.Error(str(err), print_exception=False) from None
         started = time.perf_counter()
@@ -283,6 +283,14 @@ def parse_tile(tile) -> int | str:
         raise gr.Error(f"tile size must be 'auto', 0 (whole image) or at least {MIN_TILE} px; got {tile!r}",
                        print_exception=False)
     return side
+
+
+def parse_number(value, name: str) -> float:
+    """A slider's value as a float; an API call may send null or a string in its place."""
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise gr.Error(f"{name} must be a number, got {value!r}", print_exception=False) from None
 
 
 def tile_label(tile_size) -> str:

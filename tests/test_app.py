@@ -167,6 +167,13 @@ def test_exposure_control_brightens_the_result_and_refuses_out_of_range(tmp_path
 
     with pytest.raises(gr.Error, match="exposure 4: must be between -3 and 3 stops"):
         handler(str(source), exposure=4.0)
+    # An API call may send null or text where the page's sliders send numbers.
+    with pytest.raises(gr.Error, match="exposure must be a number, got None"):
+        handler(str(source), exposure=None)
+    with pytest.raises(gr.Error, match="strength must be a number, got 'full'"):
+        handler(str(source), strength="full")
+    with pytest.raises(gr.Error, match="strength must be between 0 and 1, got nan"):
+        handler(str(source), strength=float("nan"))
     assert scratch_files(handler) == []
 
 

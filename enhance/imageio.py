@@ -78,7 +78,7 @@ import numpy as np
 import tifffile
 from PIL import Image, ImageCms, JpegImagePlugin, UnidentifiedImageError, features
 
-from .tiff import write_tiff
+from .tiff import TIFF_LAYOUT_TAGS, write_tiff
 
 try:  # HEIC/HEIF decoding; optional so the rest still works without it
     import pillow_heif
@@ -116,14 +116,6 @@ _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _TIFF_SIGNATURES = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")  # classic and BigTIFF
 _ORIENTATION = 0x0112  # EXIF tag 274
 
-# TIFF files keep their layout tags (size, strips, compression, ...) in the same
-# directory as camera tags such as Make or DateTime. Those layout tags describe the
-# source file only, so they are removed before the EXIF is copied into another file.
-_TIFF_LAYOUT_TAGS = {
-    254, 255, 256, 257, 258, 259, 262, 263, 266, 273, 277, 278, 279, 284, 317, 320,
-    322, 323, 324, 325, 330, 338, 339, 340, 341, 347, 530, 531, 532,
-    700, 33723, 34377, 34675,  # XMP, IPTC, Photoshop and ICC travel separately, or not at all
-}
 
 
 class ImageReadError(Exception):
@@ -624,7 +616,7 @@ def _exif_and_orientation(exif) -> tuple[bytes | None, int]:
 
 def _clean_exif(exif) -> bytes | None:
     """EXIF bytes for writing: orientation 1 (pixels are upright now), no TIFF layout tags."""
-    for tag in _TIFF_LAYOUT_TAGS & set(exif.keys()):
+    for tag in TIFF_LAYOUT_TAGS & set(exif.keys()):
         del exif[tag]
     if _ORIENTATION in exif:
         exif[_ORIENTATION] = 1

@@ -585,16 +585,36 @@ def test_8bit_tiff_keeps_the_exif_and_gps_directories(tmp_path, source):
     assert tags.get_ifd(0x8825) == {1: "N", 2: (52.0, 31.0, 12.5)}
 
 
-def test_tiff_writer_warns_about_the_exif_tags_it_drops(tmp_path):
+def test_tiff_writer_keeps_other_first_directory_tags_with_their_types(tmp_path):
     exif = camera_exif()
-    exif[0x4746] = 4  # Rating: a first-directory tag the TIFF writer does not copy
+    exif[0x4746] = 4  # Rating (SHORT)
+    exif[0x9C9B] = "Harbour".encode("utf-16-le") + b"\0\0"  # XPTitle (BYTE), as Windows writes it
+    exif[0x013E] = (0.3127, 0.329)  # WhitePoint (RATIONAL)
+    exif[0x0213] = 1  # YCbCrPositioning: the JPEG's layout, meaningless in an RGB TIFF
     photo = read_image(_saved(tmp_path / "in.png", rgb8()))
     photo.exif = exif.tobytes()
-    with pytest.warns(ImageIOWarning, match="Rating"):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nothing worth keeping is lost
         out = write_image(tmp_path / "out.tif", photo)
     tags = Image.Exif()
     tags.load(read_image(out).exif)
-    assert tags[0x010F] == "TestCam" and 0x4746 not in tags
+    assert tags[0x010F] == "TestCam" and tags[0x4746] == 4 and tags[0x013E] == (0.3127, 0.329)
+    assert tags[0x9C9B] == "Harbour".encode("utf-16-le") + b"\0\0" and 0x0213 not in tags
+    assert tags.get_ifd(0x8769)[0x8827] == 400  # the EXIF directory still follows its pointer
+
+
+def test_tiff_writer_says_which_exif_tags_it_drops(tmp_path):
+    from enhance.tiff import write_tiff
+
+    exif = camera_exif()
+    exif[0x010D] = "Hafen S?d"  # DocumentName; Pillow writes only ASCII, so the byte is put in below
+    latin1 = exif.tobytes().replace(b"S?d", b"S\xfcd")  # as some software writes it: TIFF text must be ASCII
+    with open(tmp_path / "out.tif", "w+b") as file:
+        lost = write_tiff(file, rgb8(), None, None, latin1)
+    assert lost == ["these EXIF tags could not be written to the TIFF and were dropped: DocumentName"]
+    tags = Image.Exif()
+    tags.load(read_image(tmp_path / "out.tif").exif)
+    assert tags[0x010F] == "TestCam" and 0x010D not in tags
 
 
 @pytest.mark.parametrize("suffix", [".png", ".tif"])

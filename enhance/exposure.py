@@ -33,9 +33,13 @@ def linear_to_srgb(v: np.ndarray) -> np.ndarray:
 def check_stops(stops: float, name: str = "exposure") -> float:
     """`stops` as a float, or a ValueError that names `name` and the allowed range."""
     low, high = EXPOSURE_RANGE
-    if not np.isfinite(stops) or not low <= stops <= high:
-        raise ValueError(f"{name} {stops:g}: must be between {low:g} and {high:g} stops")
-    return float(stops)
+    try:
+        value = float(stops)
+    except (TypeError, ValueError):  # None, "bright", an array: np.isfinite's message names none of it
+        raise TypeError(f"{name} must be a number of stops, got {stops!r}") from None
+    if not np.isfinite(value) or not low <= value <= high:
+        raise ValueError(f"{name} {value:g}: must be between {low:g} and {high:g} stops")
+    return value
 
 
 def expose_linear(linear: np.ndarray, stops: float) -> np.ndarray:
@@ -81,8 +85,14 @@ def adjust_exposure(pixels: np.ndarray, stops: float) -> np.ndarray:
     """
     if check_stops(stops) == 0.0:
         return pixels
+    if not isinstance(pixels, (np.ndarray, np.generic)):  # a torch tensor, a list: say so, not fail on its dtype
+        raise TypeError(f"exposure: expected a NumPy array, got {type(pixels).__module__}.{type(pixels).__name__}")
+    if not pixels.dtype.isnative:  # big-endian uint16 is still uint16
+        pixels = pixels.astype(pixels.dtype.newbyteorder("="))
     if pixels.dtype in (np.uint8, np.uint16):
         return exposure_curve(stops, pixels.dtype)[pixels]
     if np.issubdtype(pixels.dtype, np.floating):
-        return linear_to_srgb(expose_linear(srgb_to_linear(np.clip(pixels, 0.0, 1.0)), stops)).astype(pixels.dtype)
+        # At least float32 inside: the curve in float16 arithmetic takes white to 0.9995.
+        work = np.clip(pixels, 0.0, 1.0).astype(np.promote_types(pixels.dtype, np.float32), copy=False)
+        return linear_to_srgb(expose_linear(srgb_to_linear(work), stops)).astype(pixels.dtype)
     raise ValueError(f"exposure: expected uint8, uint16 or float pixels, got {pixels.dtype}")

@@ -115,8 +115,14 @@ def photo_tensor(image: np.ndarray) -> torch.Tensor:
     uint8 (and uint16, where PyTorch has it) stay integers, so that the tiled pass can convert
     them a window at a time (to_unit_float); other photos become float32 in [0, 1].
     """
+    if not isinstance(image, np.ndarray):  # a torch tensor, a PIL image, a list: say so, not fail deep inside
+        raise TypeError(f"expected an H x W x 3 NumPy array, got {type(image).__module__}.{type(image).__name__}")
     if image.ndim != 3 or image.shape[2] != 3:
         raise ValueError(f"expected an H x W x 3 RGB array, got shape {image.shape}")
+    if image.shape[0] == 0 or image.shape[1] == 0:
+        raise ValueError(f"the image is empty (shape {image.shape})")
+    if not image.dtype.isnative:  # e.g. a 16-bit PGM read with np.frombuffer(data, ">u2"): same values
+        image = image.astype(image.dtype.newbyteorder("="))
     if image.dtype == np.uint8 or (image.dtype == np.uint16 and hasattr(torch, "uint16")):
         pixels = image
     elif image.dtype == np.uint16:
@@ -131,9 +137,14 @@ def photo_tensor(image: np.ndarray) -> torch.Tensor:
             raise ValueError("float images must hold values in [0, 1]")
     else:
         raise ValueError(f"unsupported image dtype {image.dtype}; use uint8, uint16 or float in [0, 1]")
+    pixels = np.ascontiguousarray(pixels)
+    if not pixels.flags.writeable:
+        # PyTorch warns about every read-only array (np.asarray of a PIL image is one). Nothing
+        # writes to the photo, but a copy is the only thread-safe way to keep the warning away.
+        pixels = pixels.copy()
     # H x W x 3 memory is already the channels_last layout that the CPU's convolutions prefer: a
     # permuted view, not a copy (a 12-MP photo in float32 is 144 MB).
-    return torch.from_numpy(np.ascontiguousarray(pixels)).permute(2, 0, 1).unsqueeze(0)
+    return torch.from_numpy(pixels).permute(2, 0, 1).unsqueeze(0)
 
 
 def to_tensor(image: np.ndarray) -> torch.Tensor:
@@ -174,9 +185,15 @@ def enhance_tensor(model: SAGAUNet, x: torch.Tensor, *, tile: Union[int, str] = 
     else:  # converted before the copy: not every GPU backend converts uint16
         x = to_unit_float(x).to(device)
     height, width = x.shape[-2:]
-    side = auto_tile_size(model, height, width, device) if tile == "auto" else int(tile)
+    if tile == "auto":
+        side = auto_tile_size(model, height, width, device)
+    else:
+        try:
+            side = int(tile)
+        except (TypeError, ValueError):  # None, "abc": int()'s own message would not say which option
+            side = -1
     if side < 0:
-        raise ValueError(f"tile size must be 0 (whole image), positive, or 'auto'; got {tile}")
+        raise ValueError(f"tile size must be 0 (whole image), positive, or 'auto'; got {tile!r}")
     while True:
         try:
             if side == 0 or (side >= height and side >= width):
@@ -200,4 +217,4 @@ def enhance_image(model: SAGAUNet, image: np.ndarray, **options) -> np.ndarray:
 
     Options are those of `enhance_tensor` (tile, precision, on_tile).
     """
-    return from_tensor(enhance_tensor(model, photo_tensor(image), **options), image.dtype)
+    return from_tensor(enhance_tensor(model, photo_tensor(image), **options), image.dtype.newbyteorder("="))

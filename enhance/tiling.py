@@ -26,6 +26,7 @@ import contextlib
 import ctypes
 import os
 import tempfile
+import threading
 from dataclasses import dataclass
 from typing import Callable, Optional, Union
 
@@ -129,6 +130,49 @@ class _SharedStates:
         if self.states[i] is None:
             raise RuntimeError(f"SAGA layer {i} was reached before its global state was known")
         return self.states[i]
+
+
+class _ThreadStateHook:
+    """The state_hook on every SAGA layer while any thread runs a tiled pass through it.
+
+    A layer has one state_hook, but a model may be shared by threads (a thread pool in a
+    notebook, a web server): each thread's tiled pass hands its own _SharedStates to this hook,
+    and a thread with no tiled pass running (a whole-image pass) gets the layer's own state, as
+    with no hook. The hook stays on a layer until the last tiled pass through it ends.
+    """
+
+    def __init__(self):
+        self._local = threading.local()  # .shared: this thread's _SharedStates, if it runs a tiled pass
+        self._lock = threading.Lock()
+        self._passes: dict[int, int] = {}  # id(layer) -> tiled passes through it now
+
+    def __call__(self, layer: SAGAttention, k_gated: torch.Tensor, v_gated: torch.Tensor) -> GlobalState:
+        shared = getattr(self._local, "shared", None)
+        if shared is None or id(layer) not in shared.index:
+            return layer.reduce(k_gated, v_gated)
+        return shared(layer, k_gated, v_gated)
+
+    @contextlib.contextmanager
+    def installed(self, layers: list[SAGAttention], shared: _SharedStates):
+        """Hooks `layers` and hands them `shared` in this thread, until the block ends (or raises)."""
+        with self._lock:
+            for layer in layers:
+                self._passes[id(layer)] = self._passes.get(id(layer), 0) + 1
+                layer.state_hook = self
+        self._local.shared = shared
+        try:
+            yield
+        finally:
+            self._local.shared = None
+            with self._lock:
+                for layer in layers:
+                    self._passes[id(layer)] -= 1
+                    if not self._passes[id(layer)]:
+                        del self._passes[id(layer)]
+                        layer.state_hook = None
+
+
+_STATE_HOOK = _ThreadStateHook()
 
 
 def _raw_bytes(t: torch.Tensor) -> memoryview:
@@ -336,11 +380,5 @@ def run_tiled(model: SAGAUNet, image: torch.Tensor, tile: int, *, on_tile: Optio
     shared = _SharedStates(layers)
     spill = map_budget is not None and feature_map_bytes(model, height, width, dtype) > map_budget
     run_op = _OpByOp(model, tiles, height, width, shared, on_tile, spill)
-    for layer in layers:
-        layer.state_hook = shared
-    try:
-        with torch.no_grad(), precision_context(image.device.type, dtype):
-            return model(padded, run_op=run_op).float()[..., :h, :w]
-    finally:
-        for layer in layers:
-            layer.state_hook = None
+    with _STATE_HOOK.installed(layers, shared), torch.no_grad(), precision_context(image.device.type, dtype):
+        return model(padded, run_op=run_op).float()[..., :h, :w]

@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Callable, Optional, Union
 
+import cv2
+
 from .exposure import adjust_exposure, check_stops
 from .imageio import Photo
 from .inference import enhance_image
@@ -12,15 +14,19 @@ from .network import SAGAUNet
 
 
 def enhance_photo(model: SAGAUNet, photo: Photo, *, tile: Union[int, str] = "auto", precision: str = "auto",
-                  on_tile: Optional[Callable[[int, int], None]] = None, exposure: float = 0.0) -> Photo:
+                  on_tile: Optional[Callable[[int, int], None]] = None, exposure: float = 0.0,
+                  strength: float = 1.0) -> Photo:
     """The enhanced photo: new RGB pixels in the same dtype; alpha, grayscale flag, ICC and EXIF
     are carried over untouched so that `write_image` writes what came in.
 
     exposure: stops of light added to (or, negative, taken from) the network's result.
+    strength: how much of the result, mixed with the original by `blend` (1: the result alone).
     """
     check_stops(exposure)  # before the network runs, not after
+    check_strength(strength)
     pixels = enhance_image(model, photo.pixels, tile=tile, precision=precision, on_tile=on_tile)
-    return expose_photo(dataclasses.replace(photo, pixels=pixels, notes=list(photo.notes)), exposure)
+    enhanced = expose_photo(dataclasses.replace(photo, pixels=pixels, notes=list(photo.notes)), exposure)
+    return blend(photo, enhanced, strength)
 
 
 def expose_photo(photo: Photo, stops: float) -> Photo:
@@ -29,3 +35,20 @@ def expose_photo(photo: Photo, stops: float) -> Photo:
     if check_stops(stops) == 0.0:
         return photo
     return dataclasses.replace(photo, pixels=adjust_exposure(photo.pixels, stops))
+
+
+def check_strength(strength: float, name: str = "strength") -> float:
+    """`strength` as a float, or a ValueError that names `name` and the allowed range."""
+    if not 0.0 <= strength <= 1.0:  # NaN fails too
+        raise ValueError(f"{name} {strength:g}: must be between 0 and 1")
+    return float(strength)
+
+
+def blend(original: Photo, enhanced: Photo, strength: float) -> Photo:
+    """The enhanced photo mixed with the original: strength 1 is the network's own output
+    (returned untouched), 0 the original. cv2.addWeighted rounds and saturates in uint8 and
+    uint16 alike without a full-size float copy; float32 photos in 0..1 stay in 0..1."""
+    if check_strength(strength) == 1.0:
+        return enhanced
+    mixed = cv2.addWeighted(enhanced.pixels, strength, original.pixels, 1.0 - strength, 0.0)
+    return dataclasses.replace(enhanced, pixels=mixed)

@@ -1,6 +1,6 @@
 """`enhance run`: batch-enhance photos from the terminal.
 
-    enhance run photo.jpg folder/ "shots/*.png" -o enhanced/ [--recursive] [--ext png] [--tile 512] [--exposure 0.5]
+    enhance run photo.jpg folder/ "shots/*.png" -o enhanced/ [--recursive] [--ext png] [--tile 512] [--exposure 0.5] [--strength 0.8]
 
 Files are processed one at a time with seamless tiling, so memory is bounded by the tile size.
 A bad file is reported in one line and the batch goes on; the exit status is 1 if any file
@@ -31,7 +31,7 @@ from .imageio import (DEFAULT_MAX_PIXELS, SUPPORTED_EXTENSIONS, ImageIOWarning, 
                       is_image_path, output_extension, read_image, write_image)
 from .inference import DEVICES, PRECISIONS, resolve_device, resolve_precision
 from .models import DEFAULT_MODEL, list_models
-from .pipeline import enhance_photo
+from .pipeline import check_strength, enhance_photo
 from .weights import WeightsError, load_model
 
 
@@ -192,6 +192,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--exposure", type=float, default=0.0, metavar="STOPS",
                         help="brighten (+) or darken (-) the result by this many stops of light, "
                              f"{EXPOSURE_RANGE[0]:g} to {EXPOSURE_RANGE[1]:g}, like a camera's exposure compensation")
+    parser.add_argument("--strength", type=float, default=1.0,
+                        help="mix of the result with the original photo, 0 to 1 (1: the result alone, as the "
+                             "web app's slider)")
     parser.add_argument("--tile", default="auto",
                         help="tile side in px, 0 for whole image, or auto (256 on a CPU; from free memory on a GPU)")
     parser.add_argument("--device", default="auto", choices=DEVICES)
@@ -225,6 +228,13 @@ def _parse_tile(value: str):
 def _parse_exposure(stops: float) -> float:
     try:
         return check_stops(stops, "--exposure")
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+
+
+def _parse_strength(strength: float) -> float:
+    try:
+        return check_strength(strength, "--strength")
     except ValueError as err:
         raise UsageError(str(err)) from None
 
@@ -293,6 +303,7 @@ def main(args) -> int:
     try:
         tile = _parse_tile(args.tile)
         exposure = _parse_exposure(args.exposure)
+        strength = _parse_strength(args.strength)
         jpeg_quality = _parse_jpeg_quality(args.jpeg_quality)
         suffix = _parse_suffix(args.suffix)
         max_pixels = _parse_max_pixels(args.max_pixels)
@@ -347,7 +358,7 @@ def main(args) -> int:
         stop_signals = []  # only the main thread may set handlers (and receives the signals)
     previous = {s: signal.signal(s, signal.default_int_handler) for s in stop_signals}
     try:
-        return _run_jobs(args, jobs, plan_errors, model, tile, exposure, jpeg_quality, max_pixels,
+        return _run_jobs(args, jobs, plan_errors, model, tile, exposure, strength, jpeg_quality, max_pixels,
                          label=f"[rank {rank}/{world}] " if world > 1 else "")
     finally:
         for s, handler in previous.items():
@@ -366,8 +377,8 @@ def _count(n: int, noun: str) -> str:
     return f"{n} {noun}{'s' * (n != 1)}"
 
 
-def _run_jobs(args, jobs: list[Job], failed: list[str], model, tile, exposure: float, jpeg_quality: int,
-              max_pixels: int, label: str) -> int:
+def _run_jobs(args, jobs: list[Job], failed: list[str], model, tile, exposure: float, strength: float,
+              jpeg_quality: int, max_pixels: int, label: str) -> int:
     """Enhance and write every job; a photo that fails is named, and the batch goes on."""
     failed = list(failed)
     done = skipped = 0
@@ -399,7 +410,7 @@ def _run_jobs(args, jobs: list[Job], failed: list[str], model, tile, exposure: f
                     tiles_bar.refresh()
 
                 result = enhance_photo(model, photo, tile=tile, precision=args.precision, on_tile=on_tile,
-                                       exposure=exposure)
+                                       exposure=exposure, strength=strength)
             job.destination.parent.mkdir(parents=True, exist_ok=True)
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always", ImageIOWarning)

@@ -68,7 +68,7 @@ from .imageio import (SUPPORTED_EXTENSIONS, ImageIOWarning, ImageReadError, Imag
                       output_extension, read_image, write_image)
 from .inference import DEVICES, MIN_TILE, resolve_device
 from .models import DEFAULT_MODEL, MODELS, get_entry, list_models
-from .pipeline import enhance_photo, expose_photo
+from .pipeline import blend, enhance_photo, expose_photo
 from .weights import UntrainedModelError, WeightsError, load_model, sha256_of
 
 MAX_FILE_SIZE = "200mb"      # uploads above this are refused by Gradio before they reach us
@@ -296,16 +296,6 @@ def parse_number(value, name: str) -> float:
 def tile_label(tile_size) -> str:
     """The parsed tile choice as the result text names it."""
     return {"auto": "auto", 0: "whole image"}.get(tile_size, f"{tile_size} px")
-
-
-def blend(original: Photo, enhanced: Photo, strength: float) -> Photo:
-    """The enhanced photo mixed with the original: strength 1 is the network's own output
-    (returned untouched), 0 the original. cv2.addWeighted rounds and saturates in uint8 and
-    uint16 alike without a full-size float copy; float32 photos in 0..1 stay in 0..1."""
-    if strength >= 1.0:
-        return enhanced
-    mixed = cv2.addWeighted(enhanced.pixels, strength, original.pixels, 1.0 - strength, 0.0)
-    return dataclasses.replace(enhanced, pixels=mixed)
 
 
 def preview(photo: Photo) -> np.ndarray:

@@ -401,3 +401,17 @@ def test_python_dash_m_enhance_is_the_same_command(photos, weights, tmp_path):
                             capture_output=True, text=True, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert (out / "b.png").is_file()
+
+
+def test_strength_mixes_the_result_with_the_original(photos, weights, tmp_path, capsys):
+    source = photos / "b.png"
+    assert run(source, "-o", tmp_path / "full", "--weights", weights, "--tile", "0") == 0
+    assert run(source, "-o", tmp_path / "mixed", "--weights", weights, "--tile", "0", "--strength", "0.25") == 0
+    original = read_image(source).pixels.astype(np.float64)
+    full = read_image(tmp_path / "full" / "b.png").pixels.astype(np.float64)
+    mixed = read_image(tmp_path / "mixed" / "b.png").pixels.astype(np.float64)
+    assert np.abs(mixed - (0.25 * full + 0.75 * original)).max() <= 0.5 + 1e-9  # rounded once
+
+    assert run(source, "-o", tmp_path / "bad", "--weights", weights, "--strength", "1.5") == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == "enhance run: --strength 1.5: must be between 0 and 1"
+    assert not (tmp_path / "bad").exists()

@@ -35,6 +35,8 @@ def check_stops(stops: float, name: str = "exposure") -> float:
     low, high = EXPOSURE_RANGE
     try:
         value = float(stops)
+    except OverflowError:  # an integer too large for a float: out of range like any other
+        value = float("inf")
     except (TypeError, ValueError):  # None, "bright", an array: np.isfinite's message names none of it
         raise TypeError(f"{name} must be a number of stops, got {stops!r}") from None
     if not np.isfinite(value) or not low <= value <= high:

@@ -18,7 +18,7 @@ from .weights import WEIGHTS_DIR, sha256_of
 class ModelInfo:
     name: str
     parameters: int
-    weights: str  # "ok", "missing", "sha256 mismatch" or "not trained"
+    weights: str  # "ok", "missing", "unreadable", "sha256 mismatch" or "not trained"
     val_psnr: Optional[float]  # plain PSNR/SSIM on datasets/lol_v1_val.txt, from the model card
     val_ssim: Optional[float]
     description: str
@@ -33,7 +33,10 @@ def model_info(name: str) -> ModelInfo:
     elif not (WEIGHTS_DIR / entry.weights).is_file():
         weights = "missing"
     else:
-        weights = "ok" if sha256_of(WEIGHTS_DIR / entry.weights) == entry.sha256 else "sha256 mismatch"
+        try:
+            weights = "ok" if sha256_of(WEIGHTS_DIR / entry.weights) == entry.sha256 else "sha256 mismatch"
+        except OSError:  # e.g. no read permission: a status like the others, not a traceback
+            weights = "unreadable"
     psnr = ssim = None
     if weights == "ok":  # a card's scores describe its weights file only: checked by sha256 below
         psnr, ssim = _card_scores(WEIGHTS_DIR / f"{name}.json", entry.sha256)

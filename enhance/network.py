@@ -9,6 +9,7 @@ Capabilities (what a caller may rely on) are declared once, in `SAGAUNet.capabil
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 
 import torch
@@ -31,6 +32,23 @@ class UNetConfig:
     attention: str = "saga"
 
     def __post_init__(self):
+        # A config may come from a stranger's weights file (enhance.weights.load_model): check the
+        # types and signs here, so that a bad value is a ValueError naming it, not a failure deep
+        # inside nn.Conv2d (or a string "2" times 16 channels asking for petabytes).
+        for name in ("widths", "encoder_blocks", "decoder_blocks"):
+            values = getattr(self, name)
+            if not isinstance(values, (tuple, list)) or not all(_is_int(v) for v in values):
+                raise ValueError(f"{name} must be a list of whole numbers, not {values!r}")
+        if not all(w > 0 for w in self.widths) or not all(n >= 0 for n in (*self.encoder_blocks, *self.decoder_blocks)):
+            raise ValueError(f"widths must be positive and block counts not negative, not {self.widths}, "
+                             f"{self.encoder_blocks}, {self.decoder_blocks}")
+        if not _is_int(self.middle_blocks) or self.middle_blocks < 0:
+            raise ValueError(f"middle_blocks must be a whole number >= 0, not {self.middle_blocks!r}")
+        if not _is_int(self.head_dim) or self.head_dim <= 0:
+            raise ValueError(f"head_dim must be a positive whole number, not {self.head_dim!r}")
+        number = _is_int(self.ffn_expansion) or isinstance(self.ffn_expansion, float)
+        if not number or not 0 < self.ffn_expansion < math.inf:  # also refuses NaN
+            raise ValueError(f"ffn_expansion must be a positive number, not {self.ffn_expansion!r}")
         levels = len(self.widths)
         if len(self.encoder_blocks) != levels - 1 or len(self.decoder_blocks) != levels - 1:
             raise ValueError("encoder_blocks and decoder_blocks need one entry per level but the coarsest")
@@ -44,7 +62,13 @@ class UNetConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "UNetConfig":
+        if not isinstance(d, dict):  # e.g. a weights file whose metadata config is a JSON list or null
+            raise ValueError(f"a network config is a JSON object of settings, not {type(d).__name__}")
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)  # JSON true is not a channel count
 
 
 class LayerNorm2d(nn.Module):

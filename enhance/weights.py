@@ -6,6 +6,7 @@ by path rebuilds the right network without the registry.
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import os
@@ -16,7 +17,7 @@ from typing import Optional, Union
 import torch
 from safetensors import SafetensorError, safe_open
 
-from .models import DEFAULT_MODEL, MODELS, get_entry
+from .models import DEFAULT_MODEL, MODELS, get_entry, list_models
 from .network import SAGAUNet, UNetConfig
 
 # Shipped weights live in the repository's weights/ folder; SAGA_ENHANCE_WEIGHTS points elsewhere.
@@ -76,6 +77,8 @@ def save_weights(model: SAGAUNet, path: Union[str, Path], name: str = "") -> str
 
 
 def _read_file(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    if path.is_dir():  # before the suffix check, which would blame pickle for a folder's name
+        raise WeightsError(f"{path}: is a folder, not a weights file")
     if path.suffix.lower() != ".safetensors":
         raise WeightsError(f"{path}: only .safetensors weights are loaded (pickle-based .pt/.pth files can run code)")
     if not path.is_file():
@@ -95,9 +98,20 @@ def _describe_keys(keys: list[str], limit: int = 6) -> str:
     return shown + (f" (+{len(keys) - limit} more)" if len(keys) > limit else "")
 
 
-def load_state_strict(model: torch.nn.Module, tensors: dict[str, torch.Tensor], source: Union[str, Path]) -> None:
-    """load_state_dict(strict=True) with a readable one-line error listing the differences."""
-    expected = model.state_dict()
+def _check_values(tensors: dict[str, torch.Tensor], source: Union[str, Path]) -> None:
+    """Refuse tensors that are not usable weights: load_state_dict would cast integer or complex
+    tensors to float without a word, and NaN or inf weights give black or blank photos."""
+    for key in sorted(tensors):
+        tensor = tensors[key]
+        if not tensor.is_floating_point():
+            raise WeightsError(f"{source}: tensor {key} is {str(tensor.dtype).removeprefix('torch.')}, "
+                               "not floating point (quantised or not network weights)")
+        if not torch.isfinite(tensor.float()).all():  # .float(): isfinite lacks fp8 kernels
+            raise WeightsError(f"{source}: tensor {key} holds NaN or infinite values (broken weights)")
+
+
+def _check_keys(expected: dict[str, torch.Tensor], tensors: dict[str, torch.Tensor], source: Union[str, Path]) -> None:
+    """Raise a one-line WeightsError listing the keys and shapes in which tensors differ from expected."""
     missing = sorted(set(expected) - set(tensors))
     unexpected = sorted(set(tensors) - set(expected))
     wrong_shape = [f"{k} {tuple(tensors[k].shape)} != {tuple(v.shape)}"
@@ -111,6 +125,11 @@ def load_state_strict(model: torch.nn.Module, tensors: dict[str, torch.Tensor], 
         problems.append(f"wrong shapes: {_describe_keys(wrong_shape)}")
     if problems:
         raise WeightsError(f"{source}: weights do not match the network; " + "; ".join(problems))
+
+
+def load_state_strict(model: torch.nn.Module, tensors: dict[str, torch.Tensor], source: Union[str, Path]) -> None:
+    """load_state_dict(strict=True) with a readable one-line error listing the differences."""
+    _check_keys(model.state_dict(), tensors, source)
     model.load_state_dict(tensors, strict=True)
 
 
@@ -137,21 +156,44 @@ def load_model(name_or_path: Optional[Union[str, Path]] = None, device: Union[st
                 raise UntrainedModelError(message)
             warnings.warn(message + ": USING RANDOM WEIGHTS", stacklevel=2)
             return SAGAUNet(entry.config).to(device).eval()
-        actual = sha256_of(path)
+        try:
+            actual = sha256_of(path)
+        except OSError as err:  # e.g. no read permission: one line, like every other weights problem
+            raise WeightsError(f"{path}: cannot read the weights file of model {entry.name!r} "
+                               f"({err.strerror})") from None
         if actual != entry.sha256:
             raise WeightsError(f"{path}: sha256 {actual[:12]}... does not match the registry's {entry.sha256[:12]}... "
-                               "(corrupt or replaced file)")
+                               "(corrupt or replaced file); restore it from the repository (weights/) "
+                               "or pass a .safetensors file")
     else:
         path = Path(name_or_path)
         if not path.suffix and not path.exists():
-            raise WeightsError(f"{name_or_path}: neither a registered model ({', '.join(MODELS)}) nor a weights file")
+            close = difflib.get_close_matches(name_or_path, list(MODELS), n=1)  # a typo of a model's name
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise WeightsError(f"{name_or_path}: neither a registered model ({', '.join(list_models())}) "
+                               f"nor a weights file{hint}")
     tensors, metadata = _read_file(path)
     if "config" not in metadata:
         raise WeightsError(f"{path}: no network config in the file's metadata (not saved by saga-enhance?)")
     try:
         config = UNetConfig.from_dict(json.loads(metadata["config"]))
-    except (ValueError, TypeError) as err:  # not JSON, unknown keys, or values the network refuses
-        raise WeightsError(f"{path}: the network config in the file's metadata is not valid ({err})") from None
+        # Each block holds several tensors, so a file cannot match more blocks than it has tensors;
+        # checked before building, which for a million blocks would take hours.
+        blocks = sum(config.encoder_blocks) + config.middle_blocks + sum(config.decoder_blocks)
+        if blocks + len(config.widths) > len(tensors):
+            raise ValueError(f"{blocks} blocks over {len(config.widths)} levels, "
+                             f"but the file holds {len(tensors)} tensors")
+        # The network's shapes come from the config on the meta device, which allocates nothing: a
+        # config with huge widths is refused by the key and shape check below before it can ask for
+        # gigabytes, as only a file of that size can match it.
+        with torch.device("meta"):
+            skeleton = SAGAUNet(config)
+    # Not JSON (or nested too deep), unknown keys, values the config or the network refuses.
+    except (ValueError, TypeError, RuntimeError, RecursionError) as err:
+        first_line = str(err).splitlines()[0] if str(err) else type(err).__name__  # torch appends a C++ stack
+        raise WeightsError(f"{path}: the network config in the file's metadata is not valid ({first_line})") from None
+    _check_keys(skeleton.state_dict(), tensors, path)
+    _check_values(tensors, path)
     model = SAGAUNet(config)
     load_state_strict(model, tensors, path)
     return model.to(device).eval()

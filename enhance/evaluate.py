@@ -207,11 +207,12 @@ def evaluate(model, pairset: PairSet, *, gt_mean: bool = False, tta: bool = Fals
         x = to_tensor(low)
         _sync(device)
         start = time.perf_counter()
-        out = tta_enhance(model, x, **options) if tta else enhance_tensor(model, x, **options)
+        try:  # enhance_tensor refuses a NaN output, which would score as black, silently
+            out = tta_enhance(model, x, **options) if tta else enhance_tensor(model, x, **options)
+        except ValueError as err:
+            raise ValueError(f"{pair.stem}: {err}") from None
         out = out[0].permute(1, 2, 0).cpu().numpy()  # .cpu() waits for the GPU, so the time is complete
         seconds = time.perf_counter() - start
-        if not np.isfinite(out).all():  # broken weights: a NaN output would score as black, silently
-            raise ValueError(f"{pair.stem}: the model's output is not finite (NaN or inf); the weights are broken")
         out8 = quantize_8bit(out)  # what a saved PNG holds: every figure is computed from this
 
         if save_dir is not None:

@@ -201,15 +201,18 @@ def enhance_tensor(model: SAGAUNet, x: torch.Tensor, *, tile: Union[int, str] = 
                     out = model(to_unit_float(x)).float()
                 if on_tile:
                     on_tile(1, 1)
-                return out
-            return run_tiled(model, x, side, on_tile=on_tile, dtype=dtype,
-                             map_budget=feature_map_budget(device))
+            else:
+                out = run_tiled(model, x, side, on_tile=on_tile, dtype=dtype, map_budget=feature_map_budget(device))
+            break
         except Exception as err:  # noqa: BLE001 - only out-of-memory errors are retried
             if not _is_out_of_memory(err) or (0 < side <= MIN_TILE):
                 raise
             if device.type == "cuda":
                 torch.cuda.empty_cache()
             side = max(MIN_TILE, (side or 2048) // 2)  # a whole-image failure starts at 1024
+    if not torch.isfinite(out).all():  # broken weights: NaN would be written as black, silently
+        raise ValueError("the network's output is not finite (NaN or inf); the weights are broken")
+    return out
 
 
 def enhance_image(model: SAGAUNet, image: np.ndarray, **options) -> np.ndarray:

@@ -415,3 +415,15 @@ def test_strength_mixes_the_result_with_the_original(photos, weights, tmp_path, 
     assert run(source, "-o", tmp_path / "bad", "--weights", weights, "--strength", "1.5") == 2
     assert capsys.readouterr().err.strip().splitlines()[-1] == "enhance run: --strength 1.5: must be between 0 and 1"
     assert not (tmp_path / "bad").exists()
+
+
+def test_weights_whose_output_is_not_finite_fail_each_photo_by_name(photos, weights, tmp_path, capsys):
+    model = load_model(weights)
+    with torch.no_grad():
+        model.embed.bias.fill_(3e38)  # finite weights (NaN ones are refused on loading) that overflow
+    broken = tmp_path / "overflow.safetensors"
+    save_weights(model, broken, name="saga-s")
+    assert run(photos / "b.png", "-o", tmp_path / "out", "--weights", broken) == 1
+    assert "b.png: ValueError: the network's output is not finite (NaN or inf); the weights are broken" in \
+        capsys.readouterr().err
+    assert not (tmp_path / "out").exists()  # nothing written: no black photo

@@ -113,7 +113,9 @@ def photo_tensor(image: np.ndarray) -> torch.Tensor:
     """H x W x 3 uint8 / uint16 / float in [0, 1] -> (1, 3, H, W), integers left as they are.
 
     uint8 (and uint16, where PyTorch has it) stay integers, so that the tiled pass can convert
-    them a window at a time (to_unit_float); other photos become float32 in [0, 1].
+    them a window at a time (to_unit_float); other photos become float32 in [0, 1]. NaN in a
+    float photo is taken as 0 (black), as a raw converter's masked pixels are; infinity and
+    values outside [0, 1] are refused (`imageio.read_image` clips them with a note instead).
     """
     if not isinstance(image, np.ndarray):  # a torch tensor, a PIL image, a list: say so, not fail deep inside
         raise TypeError(f"expected an H x W x 3 NumPy array, got {type(image).__module__}.{type(image).__name__}")

@@ -6,10 +6,12 @@ import dataclasses
 from typing import Callable, Optional, Union
 
 import cv2
+import numpy as np
 
 from .exposure import adjust_exposure, check_stops
-from .imageio import Photo
+from .imageio import Photo, convert_pixels
 from .inference import enhance_image
+from .metrics import mean_brightness
 from .network import SAGAUNet
 
 
@@ -52,3 +54,21 @@ def blend(original: Photo, enhanced: Photo, strength: float) -> Photo:
         return enhanced
     mixed = cv2.addWeighted(enhanced.pixels, strength, original.pixels, 1.0 - strength, 0.0)
     return dataclasses.replace(enhanced, pixels=mixed)
+
+
+# The dark inputs of LOL-v1's 340 training pairs have mean gray levels of 1-31% of white (median
+# 5%). The models brighten whatever they are given, so a photo well above that range, such as
+# one taken in daylight, comes out too bright.
+BRIGHT_INPUT_LEVEL = 0.35
+ANY_EXPOSURE_MODEL = "saga-s-any-exposure"  # trained on inputs up to 3 stops brighter than LOL's
+
+
+def bright_input_note(photo: Photo) -> Optional[str]:
+    """A sentence saying the photo is brighter than the dark photos the models learnt from, or
+    None for a dark one. Callers add how to tone the result down with their own controls."""
+    sample = convert_pixels(photo.pixels[::4, ::4], np.float32)  # a 16th of the pixels says the level
+    level = mean_brightness(sample)
+    if level <= BRIGHT_INPUT_LEVEL:
+        return None
+    return (f"this photo is not dark (mean level {level:.0%} of white; the models learnt from dark "
+            "photos at 1-31%), so the result may come out too bright")

@@ -31,7 +31,7 @@ from .imageio import (DEFAULT_MAX_PIXELS, SUPPORTED_EXTENSIONS, ImageIOWarning, 
                       is_image_path, output_extension, read_image, write_image)
 from .inference import DEVICES, PRECISIONS, resolve_device, resolve_precision
 from .models import DEFAULT_MODEL, list_models
-from .pipeline import check_strength, enhance_photo
+from .pipeline import ANY_EXPOSURE_MODEL, bright_input_note, check_strength, enhance_photo
 from .weights import WeightsError, load_model
 
 
@@ -399,6 +399,10 @@ def _run_jobs(args, jobs: list[Job], failed: list[str], model, tile, exposure: f
             photo = read_image(job.source, max_pixels=max_pixels)
             for note in photo.notes:
                 tqdm.write(f"{job.source}: {note}", file=sys.stderr)
+            if bright := bright_input_note(photo):
+                other_model = "" if args.weights or args.model == ANY_EXPOSURE_MODEL else f" or --model {ANY_EXPOSURE_MODEL}"
+                tqdm.write(f"{job.source}: {bright}; --exposure -1, --strength 0.5{other_model} may suit it better",
+                           file=sys.stderr)
             too_wide = _unwritable_size(job.destination, photo)
             if too_wide:
                 failed.append(f"{job.source}: {too_wide}")

@@ -561,3 +561,12 @@ def test_browser_paste_uploads_the_image(server, browser, tmp_path):
         page.locator(f'#photo-input a[download="{source.name}"]').wait_for(timeout=30_000)
     finally:
         page.close()
+
+
+def test_a_photo_that_is_not_dark_gets_a_note_on_toning_it_down(tmp_path):
+    handler = make_handler(square_root_net(), tmp_path)
+    daylight = save_photo(tmp_path / "daylight.png", dark_pixels(40, 56) + 150)
+    *_, info = handler(str(daylight))
+    assert "Note: this photo is not dark" in info and "an exposure of -1, a lower strength" in info
+    *_, info = handler(str(save_photo(tmp_path / "dark.png", dark_pixels(40, 56))))
+    assert "not dark" not in info

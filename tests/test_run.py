@@ -427,3 +427,17 @@ def test_weights_whose_output_is_not_finite_fail_each_photo_by_name(photos, weig
     assert "b.png: ValueError: the network's output is not finite (NaN or inf); the weights are broken" in \
         capsys.readouterr().err
     assert not (tmp_path / "out").exists()  # nothing written: no black photo
+
+
+def test_a_photo_that_is_not_dark_is_said_to_be_brighter_than_the_training_photos(photos, weights, tmp_path, capsys):
+    from enhance.models import list_models
+    from enhance.pipeline import ANY_EXPOSURE_MODEL
+
+    daylight = photos / "daylight.png"
+    Image.fromarray((np.random.default_rng(5).random((40, 56, 3)) * 100 + 100).astype(np.uint8)).save(daylight)
+    assert run(daylight, photos / "b.png", "-o", tmp_path / "out", "--weights", weights) == 0
+    notes = [line for line in capsys.readouterr().err.splitlines() if "is not dark" in line]
+    assert notes == [f"{daylight}: this photo is not dark (mean level 59% of white; the models learnt from dark "
+                     "photos at 1-31%), so the result may come out too bright; --exposure -1, --strength 0.5 "
+                     "may suit it better"]  # b.png, as dark as LOL's photos, gets no such note
+    assert ANY_EXPOSURE_MODEL in list_models()  # the model the note suggests without --weights

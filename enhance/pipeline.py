@@ -56,7 +56,7 @@ def blend(original: Photo, enhanced: Photo, strength: float) -> Photo:
     return dataclasses.replace(enhanced, pixels=mixed)
 
 
-# The dark inputs of LOL-v1's 340 training pairs have mean gray levels of 1-31% of white (median
+# The dark inputs of LOL-v1's 340 training pairs have mean gray levels of 1-30% of white (median
 # 5%). The models brighten whatever they are given, so a photo well above that range, such as
 # one taken in daylight, comes out too bright.
 BRIGHT_INPUT_LEVEL = 0.35
@@ -71,4 +71,4 @@ def bright_input_note(photo: Photo) -> Optional[str]:
     if level <= BRIGHT_INPUT_LEVEL:
         return None
     return (f"this photo is not dark (mean level {level:.0%} of white; the models learnt from dark "
-            "photos at 1-31%), so the result may come out too bright")
+            "photos at 1-30%), so the result may come out too bright")

@@ -56,19 +56,39 @@ def blend(original: Photo, enhanced: Photo, strength: float) -> Photo:
     return dataclasses.replace(enhanced, pixels=mixed)
 
 
-# The dark inputs of LOL-v1's 340 training pairs have mean gray levels of 1-30% of white (median
-# 5%). The models brighten whatever they are given, so a photo well above that range, such as
-# one taken in daylight, comes out too bright.
+# The dark inputs of LOL-v1's 340 training pairs have mean gray levels of 1.1-30% of white
+# (median 5%). The models brighten whatever they are given, so a photo well above that range,
+# such as one taken in daylight, comes out too bright; one well below it, too dark and noisy
+# (README, "Inputs darker or brighter than LOL's").
 BRIGHT_INPUT_LEVEL = 0.35
-ANY_EXPOSURE_MODEL = "saga-s-any-exposure"  # trained on inputs up to 3 stops brighter than LOL's
+DARK_INPUT_LEVEL = 0.005  # about a stop below LOL's darkest
+ANY_EXPOSURE_MODEL = "saga-s-any-exposure"  # trained on inputs 3 stops darker to 3 brighter than LOL's
 
 
-def bright_input_note(photo: Photo) -> Optional[str]:
-    """A sentence saying the photo is brighter than the dark photos the models learnt from, or
-    None for a dark one. Callers add how to tone the result down with their own controls."""
+@dataclasses.dataclass(frozen=True)
+class LevelNote:
+    """A photo outside the range of darkness the models learnt from: what to say, and the
+    exposure change in stops that points the right way."""
+
+    text: str
+    stops: float
+
+    def with_advice(self, remedies: list[str]) -> str:
+        """The note and the remedies a caller offers: "...; a, b or c may suit it better"."""
+        listed = remedies[0] if len(remedies) == 1 else f"{', '.join(remedies[:-1])} or {remedies[-1]}"
+        return f"{self.text}; {listed} may suit it better"
+
+
+def input_level_note(photo: Photo) -> Optional[LevelNote]:
+    """A LevelNote for a photo much brighter or darker than LOL's dark inputs, else None.
+    Callers add how to correct it with their own controls."""
     sample = convert_pixels(photo.pixels[::4, ::4], np.float32)  # a 16th of the pixels says the level
     level = mean_brightness(sample)
-    if level <= BRIGHT_INPUT_LEVEL:
-        return None
-    return (f"this photo is not dark (mean level {level:.0%} of white; the models learnt from dark "
-            "photos at 1-30%), so the result may come out too bright")
+    learnt = "the models learnt from dark photos at 1-30%"
+    if level > BRIGHT_INPUT_LEVEL:
+        return LevelNote(f"this photo is not dark (mean level {level:.0%} of white; {learnt}), so the result "
+                         "may come out too bright", -1.0)
+    if level < DARK_INPUT_LEVEL:
+        return LevelNote(f"this photo is darker than any the models learnt from (mean level {level:.2%} of "
+                         f"white; {learnt}), so the result may come out too dark", +1.0)
+    return None

@@ -31,7 +31,7 @@ from .imageio import (DEFAULT_MAX_PIXELS, SUPPORTED_EXTENSIONS, ImageIOWarning, 
                       is_image_path, output_extension, read_image, write_image)
 from .inference import DEVICES, PRECISIONS, resolve_device, resolve_precision
 from .models import DEFAULT_MODEL, list_models
-from .pipeline import ANY_EXPOSURE_MODEL, bright_input_note, check_strength, enhance_photo
+from .pipeline import ANY_EXPOSURE_MODEL, check_strength, enhance_photo, input_level_note
 from .weights import WeightsError, load_model
 
 
@@ -399,10 +399,11 @@ def _run_jobs(args, jobs: list[Job], failed: list[str], model, tile, exposure: f
             photo = read_image(job.source, max_pixels=max_pixels)
             for note in photo.notes:
                 tqdm.write(f"{job.source}: {note}", file=sys.stderr)
-            if bright := bright_input_note(photo):
-                other_model = "" if args.weights or args.model == ANY_EXPOSURE_MODEL else f" or --model {ANY_EXPOSURE_MODEL}"
-                tqdm.write(f"{job.source}: {bright}; --exposure -1, --strength 0.5{other_model} may suit it better",
-                           file=sys.stderr)
+            if level := input_level_note(photo):
+                remedies = [f"--exposure {level.stops:+g}"] + ["--strength 0.5"] * (level.stops < 0)
+                if not args.weights and args.model != ANY_EXPOSURE_MODEL:
+                    remedies.append(f"--model {ANY_EXPOSURE_MODEL}")
+                tqdm.write(f"{job.source}: {level.with_advice(remedies)}", file=sys.stderr)
             too_wide = _unwritable_size(job.destination, photo)
             if too_wide:
                 failed.append(f"{job.source}: {too_wide}")

@@ -68,7 +68,7 @@ from .imageio import (SUPPORTED_EXTENSIONS, ImageIOWarning, ImageReadError, Imag
                       output_extension, read_image, write_image)
 from .inference import DEVICES, MIN_TILE, resolve_device
 from .models import DEFAULT_MODEL, MODELS, get_entry, list_models
-from .pipeline import ANY_EXPOSURE_MODEL, blend, bright_input_note, enhance_photo, expose_photo
+from .pipeline import ANY_EXPOSURE_MODEL, blend, enhance_photo, expose_photo, input_level_note
 from .weights import UntrainedModelError, WeightsError, load_model, sha256_of
 
 MAX_FILE_SIZE = "200mb"      # uploads above this are refused by Gradio before they reach us
@@ -324,9 +324,11 @@ def describe(photo: Photo, out_name: str, model_name: str, tile, strength: float
         lines.append(f"⚠️ `{model_name}` has no trained weights: this result comes from random weights.")
     if strength == 0 and exposure != 0:
         lines.append("Note: strength 0 gives back the original photo, so the exposure setting has no effect.")
-    if bright := bright_input_note(photo):
-        other_model = "" if model_name == ANY_EXPOSURE_MODEL else f" or the model `{ANY_EXPOSURE_MODEL}`"
-        lines.append(f"Note: {bright}; an exposure of -1, a lower strength{other_model} may suit it better.")
+    if level := input_level_note(photo):
+        remedies = [f"an exposure of {level.stops:+g}"] + ["a lower strength"] * (level.stops < 0)
+        if model_name != ANY_EXPOSURE_MODEL:
+            remedies.append(f"the model `{ANY_EXPOSURE_MODEL}`")
+        lines.append(f"Note: {level.with_advice(remedies)}.")
     lines += [f"Note: {note}" for note in [*photo.notes, *write_notes]]
     return "\n\n".join(lines)
 

@@ -438,6 +438,13 @@ def test_a_photo_that_is_not_dark_is_said_to_be_brighter_than_the_training_photo
     assert run(daylight, photos / "b.png", "-o", tmp_path / "out", "--weights", weights) == 0
     notes = [line for line in capsys.readouterr().err.splitlines() if "is not dark" in line]
     assert notes == [f"{daylight}: this photo is not dark (mean level 59% of white; the models learnt from dark "
-                     "photos at 1-30%), so the result may come out too bright; --exposure -1, --strength 0.5 "
+                     "photos at 1-30%), so the result may come out too bright; --exposure -1 or --strength 0.5 "
                      "may suit it better"]  # b.png, as dark as LOL's photos, gets no such note
     assert ANY_EXPOSURE_MODEL in list_models()  # the model the note suggests without --weights
+
+    night = photos / "night.png"
+    Image.fromarray(np.full((40, 56, 3), 1, np.uint8)).save(night)
+    assert run(night, "-o", tmp_path / "out2", "--weights", weights) == 0
+    assert capsys.readouterr().err.splitlines() == [
+        f"{night}: this photo is darker than any the models learnt from (mean level 0.39% of white; the models "
+        "learnt from dark photos at 1-30%), so the result may come out too dark; --exposure +1 may suit it better"]

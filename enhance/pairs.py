@@ -352,9 +352,13 @@ def _pair_folders(
                 f"none of the {len(missing_stems)} requested stems has a pair "
                 f"in {low_dir} and {high_dir}"
             )
+        # Show a name from each side: "0001_low.png" against "0001_high.png" is the usual cause.
+        low_example = min(lows.values(), key=_natural_name).name
+        high_example = min(highs.values(), key=_natural_name).name
         raise PairError(
             f"{low_dir}: no file name matches one in {high_dir} "
-            f"({len(lows)} and {len(highs)} images)"
+            f"({len(lows)} and {len(highs)} images, e.g. {low_example} and {high_example}); "
+            "partners need the same name, extension aside"
         )
     return PairSet(
         layout=layout,

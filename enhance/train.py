@@ -13,6 +13,7 @@ pairs per rank; rank 0 validates, logs and checkpoints.
 from __future__ import annotations
 
 import copy
+import difflib
 import hashlib
 import json
 import math
@@ -89,7 +90,12 @@ class TrainConfig:
         defaults = {f.name: f.default_factory() if f.default is MISSING else f.default for f in fields(cls)}
         unknown = sorted(set(values) - set(defaults))
         if unknown:
-            raise SystemExit(f"{path}: unknown config keys: {', '.join(unknown)}")
+            # A typo'd key would otherwise leave its default in force; say which key was probably meant.
+            named = []
+            for key in unknown:
+                close = difflib.get_close_matches(key, list(defaults), n=1)
+                named.append(f"{key} (did you mean {close[0]}?)" if close else key)
+            raise SystemExit(f"{path}: unknown config keys: {', '.join(named)}")
         for key, value in values.items():
             expected = type(defaults[key])
             # TOML's 1 is an int where a float is meant; a bool is an int to Python but not here.
@@ -140,6 +146,8 @@ class TrainConfig:
             refuse(f"grad_clip must be more than 0, got {self.grad_clip}")
         if not 0 <= self.ema_decay < 1:  # 1 would keep the EMA at the initial weights forever
             refuse(f"ema_decay must be at least 0 and less than 1, got {self.ema_decay}")
+        if not str(self.val_list).strip():  # Path("") is the current folder: the error would name no file
+            refuse("val_list must name a file of validation stems (one per line); training needs a validation split")
         starts = set()
         for entry in self.patch_schedule:
             form = "each patch_schedule entry must be [from_step, patch, batch]"
@@ -152,6 +160,14 @@ class TrainConfig:
             if from_step in starts:  # which of two stages starting together wins would be an accident of sorting
                 refuse(f"patch_schedule has two entries from step {from_step}")
             starts.add(from_step)
+        if self.ssim_weight:  # ssim_loss uses valid windows only: a smaller patch crashes the first step
+            stages = [("patch_size", self.patch_size)]
+            stages += [(f"patch_schedule entry {entry}", entry[1]) for entry in self.patch_schedule]
+            for name, patch in stages:
+                if patch < SSIM_WINDOW:
+                    refuse(f"{name} asks for {patch}-px patches, smaller than the {SSIM_WINDOW}-px window of the SSIM "
+                           f"term (ssim_weight {self.ssim_weight:g}); use patches of {SSIM_WINDOW} px or more, "
+                           "or ssim_weight = 0")
 
 
 def psnr_loss(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -189,7 +205,10 @@ LOSSES = {"l1": F.l1_loss, "psnr": psnr_loss, "l1-exposure-split": exposure_spli
 LOSS_LABELS = {"l1": "L1 loss", "psnr": "PSNR loss (-dB)", "l1-exposure-split": "exposure-split L1"}  # curve axis
 
 
-def _gaussian_taps(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
+SSIM_WINDOW = 11  # taps of ssim_loss's Gaussian window, as the evaluation's SSIM
+
+
+def _gaussian_taps(size: int = SSIM_WINDOW, sigma: float = 1.5) -> torch.Tensor:
     coords = torch.arange(size, dtype=torch.float32) - (size - 1) / 2
     taps = torch.exp(-coords.square() / (2 * sigma**2))
     return taps / taps.sum()
@@ -454,15 +473,20 @@ def select_pairs(cfg: TrainConfig, data_dir: Path) -> tuple[str, list, list]:
     except PairError as err:
         raise SystemExit(f"bad training data: {err}") from None
     if everything.missing_high or everything.missing_low:
-        unpaired = [p.name for p in everything.missing_high + everything.missing_low]
-        raise SystemExit(f"bad training data: images without a partner in {data_dir}: {', '.join(unpaired[:10])}")
+        # By their folder too: "5.png" alone does not say whether the low-light image or its ground truth is missing.
+        unpaired = [str(p.relative_to(data_dir)) for p in everything.missing_high + everything.missing_low]
+        more = f" (+{len(unpaired) - 10} more)" if len(unpaired) > 10 else ""
+        raise SystemExit(f"bad training data: images without a partner in {data_dir}: {', '.join(unpaired[:10])}{more}")
     wanted = {pair_key(stem): stem for stem in val_stems}
     found = {pair_key(pair.stem) for pair in everything.pairs}
     missing = sorted((stem for key, stem in wanted.items() if key not in found), key=natural_key)
     if missing:
         shown = ", ".join(missing[:5]) + (f" (+{len(missing) - 5} more)" if len(missing) > 5 else "")
-        raise SystemExit(f"{cfg.val_list}: {len(missing)} of the {len(wanted)} validation stems are not pairs in "
-                         f"{data_dir} ({everything.layout}): {shown}; give a val_list of this dataset's stems")
+        # A config without val_list gets LOL-v1's split, which no other dataset has: say where the file came from.
+        whose = " (the default val_list, LOL-v1's validation split)" if cfg.val_list == str(DEFAULT_VAL_LIST) else ""
+        raise SystemExit(f"{cfg.val_list}{whose}: {len(missing)} of the {len(wanted)} validation stems are not pairs "
+                         f"in {data_dir} ({everything.layout}): {shown}; set val_list in the config to a file of "
+                         "this dataset's stems, one per line")
     val_pairs = [pair for pair in everything.pairs if pair_key(pair.stem) in wanted]
     train_pairs = [pair for pair in everything.pairs if pair_key(pair.stem) not in wanted]
     if not train_pairs:
@@ -470,7 +494,7 @@ def select_pairs(cfg: TrainConfig, data_dir: Path) -> tuple[str, list, list]:
     return everything.layout, train_pairs, val_pairs
 
 
-def check_patch_sizes(cfg: TrainConfig, pairs, source) -> None:
+def check_patch_sizes(cfg: TrainConfig, pairs, source, read_size=image_size) -> None:
     """Refuse a patch larger than the smallest training image's shorter side in a batch of more than one.
 
     A crop is min(patch, side) on each side, and rotated a quarter turn at random: a patch larger than a
@@ -484,9 +508,9 @@ def check_patch_sizes(cfg: TrainConfig, pairs, source) -> None:
     smallest = None  # (shorter side, path, width, height); header reads only, the pixels come later
     for pair in pairs:
         try:
-            width, height = image_size(pair.low)  # upright, as read_image gives it
+            width, height = read_size(pair.low)  # upright, as read_image gives it
         except OSError:
-            continue  # TrainingData names an unreadable image
+            continue  # TrainingData names an unreadable image, and train() checks its decoded size
         if smallest is None or min(width, height) < smallest[0]:
             smallest = (min(width, height), pair.low, width, height)
     if smallest is None:
@@ -627,10 +651,18 @@ def train(cfg: TrainConfig, data_dir: Path, out: Path, resume: bool = False, max
         raise SystemExit(f"{ckpt_path}: the run trained on other pairs ({ckpt.get('data')}) than {data_dir} holds; "
                          "--resume takes the run's own data (the same files, wherever they lie now)")
     check_patch_sizes(cfg, train_pairs, source)
+    if len(train_pairs) < world:  # a process without a pair of its own has nothing to draw a batch from
+        raise SystemExit(f"{data_dir}: {len(train_pairs)} training pair(s) for {world} training processes, each of "
+                         f"which trains on its own share of the pairs; run at most {len(train_pairs)} of them")
     if rank == 0 and not quiet:  # as `enhance eval` says which split it reads
         print(f"dataset layout: {layout} ({len(train_pairs)} training pairs, {len(val_pairs)} validation pairs "
               f"from {cfg.val_list})", file=sys.stderr)
-    data = TrainingData(train_pairs[rank::world], str(data_dir))  # each rank its own shard
+    shard = train_pairs[rank::world]  # each rank its own
+    data = TrainingData(shard, str(data_dir))
+    # Pillow reads no header of some images (float TIFFs), which check_patch_sizes therefore skipped: check the
+    # decoded sizes too, as a crop larger than a side cannot be stacked into a batch. (width, height), as image_size.
+    decoded_sizes = {pair.low: (low.shape[2], low.shape[1]) for pair, low in zip(shard, data.low)}
+    check_patch_sizes(cfg, shard, source, read_size=decoded_sizes.__getitem__)
     val_data = TrainingData(val_pairs, str(data_dir)) if rank == 0 and val_pairs else None
 
     torch.manual_seed(cfg.seed)  # same initial weights on every rank

@@ -36,6 +36,7 @@ import signal
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Callable, Optional
@@ -480,6 +481,10 @@ def records_markdown(records: list[dict]) -> str:
 def report_markdown(records: list[dict], command: str = "") -> str:
     """The whole report: how it was run, the table of cells, the summary against the targets."""
     first = next((r for r in records if r["status"] == "ok"), records[0] if records else {})
+    if first and "device_name" not in first and (first["device"] == "cpu" or torch.cuda.is_available()):
+        # No cell ran (all timed out, say): the cells would have run on this machine, with this torch.
+        # (Threads stay "?": --threads set them in the cells, not here.)
+        first = {**first, "device_name": _device_name(torch.device(first["device"])), "torch": torch.__version__}
     memory = ("peak RSS of a fresh process per cell" if first.get("device") == "cpu"
               else "torch.cuda.max_memory_allocated")
     parts = [
@@ -499,9 +504,74 @@ def report_markdown(records: list[dict], command: str = "") -> str:
     return "\n".join(parts)
 
 
-def write_json(records: list[dict], path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(records, indent=1) + "\n")
+class UsageError(SystemExit):
+    """A one-line error of `enhance bench`: exit status 2 (argparse's, and `enhance run`'s), str() the message."""
+
+    def __init__(self, message: str):
+        super().__init__(2)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def check_output(path: Optional[Path], flag: str) -> None:
+    """Fail now, before the run, if `path` cannot be written: a benchmark can take an hour.
+
+    Folders that do not exist yet are made when writing; the nearest one that exists must take a
+    new file (tried for real: permissions, read-only mounts and /proc all refuse differently).
+    """
+    if path is None:
+        return
+    if path.is_dir():
+        raise SystemExit(f"{flag} {path}: is a folder; give a file name")
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise SystemExit(f"{flag} {path}: {folder} is a file, not a folder")
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as err:
+        raise SystemExit(f"{flag} {path}: cannot write in {folder} ({err.strerror or err})") from None
+    if flag == "--plot":
+        from matplotlib.backend_bases import FigureCanvasBase
+
+        kinds = FigureCanvasBase.get_supported_filetypes()
+        if _plot_format(path) not in kinds:
+            raise SystemExit(f"--plot {path}: matplotlib cannot write {path.suffix} files; use one of "
+                             + ", ".join("." + kind for kind in sorted(kinds)))
+
+
+def _plot_format(path: Path) -> str:
+    return path.suffix[1:].lower() or "png"  # no suffix: PNG, as --plot's help says
+
+
+def write_atomically(path: Path, flag: str, write: Callable[[Path], None]) -> None:
+    """write(temporary path) beside `path`, then rename it to `path`.
+
+    An interrupted or failed write leaves an earlier file of that name as it was, never half
+    written. The temporary name keeps the suffix, from which matplotlib picks the format.
+    """
+    temporary = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write(temporary)
+        os.replace(temporary, path)
+    except OSError as err:
+        raise SystemExit(f"{flag} {path}: cannot write ({err.strerror or err})") from None
+    finally:
+        if temporary.exists():  # (exists(), not unlink(missing_ok=True): the folder may not exist, or be a file)
+            temporary.unlink()
+
+
+def write_text(path: Path, flag: str, text: str) -> None:
+    write_atomically(path, flag, lambda temporary: temporary.write_text(text))
+
+
+def write_json(records, path: Path, flag: str = "--json") -> None:
+    write_text(path, flag, json.dumps(records, indent=1) + "\n")
 
 
 def plot_records(records: list[dict], path: Path) -> None:
@@ -532,9 +602,16 @@ def plot_records(records: list[dict], path: Path) -> None:
                 ax.legend()
             ax.grid(True, which="both", alpha=0.3)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path)
+
+
+def save_figure(fig, path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    try:
+        write_atomically(path, "--plot", lambda temporary: fig.savefig(temporary, dpi=100, format=_plot_format(path)))
+    finally:
+        plt.close(fig)
 
 
 # --------------------------------------------------------------------------- command line
@@ -561,10 +638,10 @@ def add_arguments(parser) -> None:
     speed.add_argument("--max-mem-gb", type=float, default=16.0,
                        help="CPU: address-space cap of each cell's process, in GiB (default 16; 0: none)")
     speed.add_argument("--threads", type=int, default=0, help="torch threads per cell (default 0: PyTorch's choice)")
-    out = parser.add_argument_group("outputs (any task)")
-    out.add_argument("--json", type=Path, help="write the results as JSON")
+    out = parser.add_argument_group("outputs (an existing file is replaced)")
+    out.add_argument("--json", type=Path, help="write the results as JSON (not with --ablation)")
     out.add_argument("--markdown", type=Path, help="write the Markdown report")
-    out.add_argument("--plot", type=Path, help="write a PNG plot")
+    out.add_argument("--plot", type=Path, help="write a PNG plot (not with --ablation or --photo)")
     from . import photobench, rank
 
     rank.add_arguments(parser)
@@ -572,6 +649,18 @@ def add_arguments(parser) -> None:
 
 
 def main(args) -> int:
+    try:
+        return _main(args)
+    except SystemExit as err:
+        if not isinstance(err.code, str):
+            raise
+        # raise SystemExit("message") anywhere in bench, rank or photobench: Python would print it
+        # and exit with status 1; a usage error of a command exits with 2, as argparse's do.
+        print(f"enhance bench: {err.code}", file=sys.stderr)
+        raise UsageError(err.code) from None
+
+
+def _main(args) -> int:
     if args.photo:
         from . import photobench
 
@@ -591,8 +680,17 @@ def main(args) -> int:
         raise SystemExit(f"--sizes: expected comma-separated integers, got {args.sizes!r}")
     if not sizes or min(sizes) <= 0:
         raise SystemExit(f"--sizes {args.sizes}: each side must be a positive number of pixels")
+    for flag, value, lowest in (("--warmup", args.warmup, 0), ("--repeats", args.repeats, 1),
+                                ("--threads", args.threads, 0), ("--max-mem-gb", args.max_mem_gb, 0)):
+        if not (math.isfinite(value) and value >= lowest):
+            raise SystemExit(f"{flag} {value:g}: must be {lowest} or more")
+    for flag, value in (("--cell-seconds", args.cell_seconds), ("--timeout", args.timeout)):
+        if not 0 < value < math.inf:
+            raise SystemExit(f"{flag} {value:g}: must be a positive number of seconds")
     if args.device == "cuda" and not torch.cuda.is_available():
         raise SystemExit("--device cuda: PyTorch sees no CUDA GPU on this machine")
+    for flag, path in (("--json", args.json), ("--markdown", args.markdown), ("--plot", args.plot)):
+        check_output(path, flag)
 
     records = run_benchmark(attentions, sizes, modes, device=args.device, precision=args.precision,
                             model=args.model, warmup=args.warmup, repeats=args.repeats,
@@ -604,8 +702,7 @@ def main(args) -> int:
     if args.json:
         write_json(records, args.json)
     if args.markdown:
-        args.markdown.parent.mkdir(parents=True, exist_ok=True)
-        args.markdown.write_text(report)
+        write_text(args.markdown, "--markdown", report)
     if args.plot:
         plot_records(records, args.plot)
     return 0

@@ -9,24 +9,28 @@ the hardware allows.
 
 from __future__ import annotations
 
+import math
+import os
 import re
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 import torch
 from PIL import Image
 from torch.utils.flop_counter import FlopCounterMode
 
+from .bench import _device_name, check_output, write_json, write_text
 from .models import create_model
-from .imageio import read_image
-from .inference import CPU_TILE, to_tensor
+from .imageio import DEFAULT_MAX_PIXELS, read_image
+from .inference import CPU_TILE, resolve_device, resolve_precision, to_tensor
 from .metrics import psnr
 from .tiling import run_tiled
-from .weights import UntrainedModelError, load_model, save_weights
+from .weights import REPO_ROOT, UntrainedModelError, load_model, save_weights
 
 
 def add_arguments(parser) -> None:
@@ -70,10 +74,22 @@ def flops_per_megapixel(model_name: str, tile: int) -> float:
     return counter.get_total_flops() / (1024 * 1024 / 1e6)
 
 
+def _option(extra: list[str], name: str, default: Optional[str]) -> Optional[str]:
+    """The value `enhance run` will read for option `name` in --photo-args: the last one given, either form."""
+    value = default
+    for i, arg in enumerate(extra):
+        if arg == name:
+            if i + 1 == len(extra):
+                raise SystemExit(f"--photo-args: {name} needs a value")
+            value = extra[i + 1]
+        elif arg.startswith(name + "="):
+            value = arg.split("=", 1)[1]
+    return value
+
+
 def compare_tiled_with_whole(extra: list[str], megapixels: float = 2.0) -> str:
     """How far the tiled result lands from the whole-image pass on a dark 2-MP photo."""
-    weights = extra[extra.index("--weights") + 1] if "--weights" in extra else extra[extra.index("--model") + 1]
-    model = load_model(weights)
+    model = load_model(_option(extra, "--weights", None) or _option(extra, "--model", None))
     with tempfile.TemporaryDirectory() as tmp:
         synthetic_photo(Path(tmp) / "p.jpg", megapixels)
         x = to_tensor(read_image(Path(tmp) / "p.jpg").pixels)
@@ -90,7 +106,11 @@ def run_one(photo: Path, out_dir: Path, extra: list[str]) -> tuple[float, float]
     """(wall seconds, peak RSS in MB) of `enhance run` on one photo, measured by /usr/bin/time -v."""
     command = ["/usr/bin/time", "-v", sys.executable, "-m", "enhance", "run", str(photo), "-o", str(out_dir),
                "--overwrite", *extra]
-    result = subprocess.run(command, capture_output=True, text=True)
+    # This checkout's `enhance`, as bench.measure_cell's cells: not another copy installed in the
+    # environment, and found from any working folder.
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
+    result = subprocess.run(command, capture_output=True, text=True, env=env)
     if result.returncode != 0:
         raise SystemExit(f"enhance run failed on {photo.name}:\n{result.stderr[-2000:]}")
     wall = re.search(r"Elapsed \(wall clock\) time.*: (?:(\d+):)?(\d+):([\d.]+)", result.stderr)
@@ -104,11 +124,33 @@ def main(args) -> int:
         sizes = [float(s) for s in args.photo.split(",") if s.strip()]
     except ValueError:
         raise SystemExit(f"--photo: expected comma-separated megapixels, got {args.photo!r}") from None
-    if not sizes or min(sizes) <= 0:
+    if not sizes or not all(math.isfinite(mp) and mp > 0 for mp in sizes):  # nan and inf parse as floats
         raise SystemExit(f"--photo {args.photo}: each size must be above 0 megapixels")
     extra = args.photo_args.split()
-    tile = extra[extra.index("--tile") + 1] if "--tile" in extra else "auto"
+    if _option(extra, "--model", None) is not None:
+        raise SystemExit("--photo-args: give the model as bench's own --model, which also sets the FLOP count")
+    max_pixels = _option(extra, "--max-pixels", str(DEFAULT_MAX_PIXELS))
+    if max_pixels.isdigit() and max(sizes) * 1e6 > int(max_pixels):
+        raise SystemExit(f"--photo {args.photo}: enhance run refuses photos over {int(max_pixels) / 1e6:g} MP "
+                         "(raise its --max-pixels in --photo-args)")
+    if args.plot:
+        raise SystemExit("--plot: --photo writes no plot; its report is a table (--markdown, --json)")
+    for flag, path in (("--json", args.json), ("--markdown", args.markdown)):
+        check_output(path, flag)
+    tile = _option(extra, "--tile", "auto")
     tile = int(tile) if tile.isdigit() else CPU_TILE
+    try:
+        device = resolve_device(_option(extra, "--device", "auto"))
+        precision = _option(extra, "--precision", "auto")
+        dtype = resolve_precision(precision, device)
+        measured_in = {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[dtype]
+    except (ValueError, RuntimeError) as err:
+        raise SystemExit(f"--photo-args: {err}") from None
+    # What the figures were measured on: they differ several-fold between machines and precisions.
+    machine = (f"Machine: {_device_name(torch.device('cpu'))}, {os.cpu_count()} CPU cores, torch {torch.__version__}; "
+               f"`enhance run` on {device.type}"
+               + (f" ({_device_name(device)})" if device.type == "cuda" else "")
+               + f", precision {precision} ({measured_in}).")
     rows = []
     with tempfile.TemporaryDirectory(prefix="saga-photobench-") as tmp:
         if "--weights" not in extra:
@@ -133,7 +175,7 @@ def main(args) -> int:
     whole = flops_per_megapixel(args.model, 0)
     peak = matmul_tflops(torch.bfloat16)
     lines = [f"`enhance bench --photo {args.photo}"
-             + (f" --photo-args \"{args.photo_args}\"" if args.photo_args else "") + "`", "",
+             + (f" --photo-args \"{args.photo_args}\"" if args.photo_args else "") + "`", "", machine, "",
              "| photo | size | wall (s) | s/MP | MP/s | peak RSS (MB) |", "|---|---|---|---|---|---|"]
     lines += [f"| {mp:g} MP | {w}x{h} | {wall:.1f} | {wall * 1e6 / (w * h):.2f} | {w * h / 1e6 / wall:.3f} | {rss:.0f} |"
               for mp, w, h, wall, rss in rows]
@@ -143,5 +185,14 @@ def main(args) -> int:
               f"tiled ({tile}-px tiles). Measured bf16 matmul throughput: {peak:.2f} TFLOP/s, "
               f"so the FLOP bound is {ideal_rate:.2f} MP/s; the best measured rate, {best_rate:.3f} MP/s, "
               f"is {ideal_rate / best_rate:.1f}x below it.", "", tiled_vs_whole]
-    print("\n".join(lines))
+    report = "\n".join(lines)
+    print(report)
+    if args.markdown:
+        write_text(args.markdown, "--markdown", "# Photo pipeline\n\n" + report + "\n")
+    if args.json:
+        write_json({"command": lines[0].strip("`"), "machine": machine,
+                    "photos": [{"megapixels": mp, "width": w, "height": h, "wall_s": round(wall, 2),
+                                "peak_rss_mb": round(rss, 1)} for mp, w, h, wall, rss in rows],
+                    "gflop_per_mp_whole": round(whole / 1e9, 2), "gflop_per_mp_tiled": round(flops / 1e9, 2),
+                    "tile": tile, "bf16_matmul_tflops": round(peak, 3), "tiled_vs_whole": tiled_vs_whole}, args.json)
     return 0

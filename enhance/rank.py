@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import glob
 import json
+import math
 import statistics
 import sys
 from pathlib import Path
@@ -31,10 +32,11 @@ from typing import Optional
 import torch
 
 from .attention import GlobalState, SAGAttention
-from .imageio import is_image_path, read_image
+from .bench import check_output, save_figure, write_text
+from .imageio import ImageReadError, is_image_path, read_image
 from .inference import to_tensor
 from .models import create_model
-from .pairs import natural_key, read_stem_list
+from .pairs import PairError, natural_key, read_stem_list
 
 
 def effective_rank(matrix: torch.Tensor) -> float:
@@ -90,14 +92,22 @@ def find_images(pattern: str, stems_file: Optional[Path] = None) -> list[Path]:
     candidates = list(path.iterdir()) if path.is_dir() else [Path(p) for p in glob.glob(pattern)]
     files = [p for p in candidates if p.is_file() and is_image_path(p)]
     if stems_file is not None:
-        wanted = set(read_stem_list(stems_file))
+        try:
+            wanted = set(read_stem_list(stems_file))
+        except OSError as err:
+            raise SystemExit(f"--stems {stems_file}: cannot read ({err.strerror or err})") from None
+        except PairError as err:
+            raise SystemExit(f"--stems {err}") from None
         files = [p for p in files if p.stem in wanted]
     return sorted(files, key=lambda p: natural_key(p.name))
 
 
 def load_image(path: Path) -> torch.Tensor:
     """(1, 3, H, W) float32 in [0, 1]."""
-    return to_tensor(read_image(path).pixels)
+    try:
+        return to_tensor(read_image(path).pixels)
+    except ImageReadError as err:  # its message is one line naming the file
+        raise SystemExit(f"--images: {err}") from None
 
 
 def _model_for(kind: str, weights: Optional[Path], model_name: str):
@@ -105,9 +115,12 @@ def _model_for(kind: str, weights: Optional[Path], model_name: str):
     if weights is None:
         torch.manual_seed(0)
         return create_model(model_name, attention=kind).eval(), "untrained (random weights)"
-    from .weights import load_model
+    from .weights import WeightsError, load_model
 
-    model = load_model(weights)
+    try:
+        model = load_model(weights)
+    except WeightsError as err:  # its message is one line naming the file
+        raise SystemExit(f"--weights-{kind}: {err}") from None
     if model.config.attention != kind:
         raise SystemExit(f"{weights}: a {model.config.attention!r} model, but it was given as the {kind} model")
     return model, f"trained: {weights}"
@@ -159,9 +172,7 @@ def plot_ranks(result: dict, path: Path) -> None:
     ax.grid(True, alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 # --------------------------------------------------------------------------- gate ablation
@@ -175,11 +186,17 @@ def read_val_rows(run: Path) -> dict[int, dict]:
     if not log.is_file():
         raise SystemExit(f"{log}: no such training log (train with configs/ablation-*.toml first)")
     rows = {}
-    for line in log.read_text().splitlines():
+    for number, line in enumerate(log.read_text().splitlines(), 1):
         if line.strip():
-            row = json.loads(line)
-            if row.get("kind") == "val":
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise SystemExit(f"{log}, line {number}: not a JSON row ({err.msg})") from None
+            if isinstance(row, dict) and row.get("kind") == "val":
                 rows[row["step"]] = row
+    if not rows:
+        raise SystemExit(f"{log}: no validation rows (the run stopped before its first validation, or had no "
+                         "validation split)")
     return rows
 
 
@@ -188,12 +205,12 @@ def ablation_markdown(saga_run: Path, linear_run: Path) -> str:
     saga, linear = read_val_rows(saga_run), read_val_rows(linear_run)
 
     def cell(rows, step, key, digits):
-        return f"{rows[step][key]:.{digits}f}" if step in rows else "-"
+        value = rows.get(step, {}).get(key)  # a log of an older version may lack the GT-mean scores
+        return "-" if value is None else f"{value:.{digits}f}"
 
     def delta(step, key, digits):
-        if step in saga and step in linear:
-            return f"{saga[step][key] - linear[step][key]:+.{digits}f}"
-        return "-"
+        a, b = saga.get(step, {}).get(key), linear.get(step, {}).get(key)
+        return "-" if a is None or b is None else f"{a - b:+.{digits}f}"
 
     header = ["step"]
     for key in VAL_KEYS:
@@ -210,8 +227,9 @@ def ablation_markdown(saga_run: Path, linear_run: Path) -> str:
     best = ["**best**"]
     for key in VAL_KEYS:
         digits = 2 if key.startswith("psnr") else 4
-        a = max((r[key] for r in saga.values()), default=None)
-        b = max((r[key] for r in linear.values()), default=None)
+        # A NaN score (broken weights) is never the best, as in training; max() would return it when it came first.
+        a = max((r[key] for r in saga.values() if math.isfinite(r.get(key, math.nan))), default=None)
+        b = max((r[key] for r in linear.values() if math.isfinite(r.get(key, math.nan))), default=None)
         best += ["-" if a is None else f"{a:.{digits}f}", "-" if b is None else f"{b:.{digits}f}",
                  "-" if a is None or b is None else f"{a - b:+.{digits}f}"]
     lines.append("| " + " | ".join(best) + " |")
@@ -233,12 +251,17 @@ def add_arguments(parser) -> None:
 
 def main(args) -> int:
     if args.ablation:
+        for flag, given in (("--json", args.json), ("--plot", args.plot)):
+            if given:
+                raise SystemExit(f"{flag}: --ablation writes only a Markdown table (--markdown)")
+        check_output(args.markdown, "--markdown")
         table = ablation_markdown(*args.ablation)
         print(table)
         if args.markdown:
-            args.markdown.parent.mkdir(parents=True, exist_ok=True)
-            args.markdown.write_text("# Gate ablation\n\n" + table + "\n")
+            write_text(args.markdown, "--markdown", "# Gate ablation\n\n" + table + "\n")
         return 0
+    for flag, path in (("--json", args.json), ("--markdown", args.markdown), ("--plot", args.plot)):
+        check_output(path, flag)
     if not args.images:
         raise SystemExit("--rank needs --images (a folder of photos or a glob)")
     images = find_images(args.images, args.stems)
@@ -251,11 +274,9 @@ def main(args) -> int:
     report = rank_markdown(result)
     print(report)
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=1) + "\n")
+        write_text(args.json, "--json", json.dumps(result, indent=1) + "\n")
     if args.markdown:
-        args.markdown.parent.mkdir(parents=True, exist_ok=True)
-        args.markdown.write_text("# KV-state rank\n\n" + report + "\n")
+        write_text(args.markdown, "--markdown", "# KV-state rank\n\n" + report + "\n")
     if args.plot:
         plot_ranks(result, args.plot)
     return 0

@@ -216,7 +216,8 @@ def ablation_markdown(saga_run: Path, linear_run: Path) -> str:
     for key in VAL_KEYS:
         header += [f"{key} saga", f"{key} linear", "Δ"]
     lines = [f"Gate ablation: {saga_run} (saga) vs {linear_run} (linear, no gates); validation scores of the "
-             "EMA weights; Δ = saga - linear.", "", "| " + " | ".join(header) + " |",
+             "EMA weights; Δ = saga - linear; the last row holds each column's best, whichever step it came "
+             "from.", "", "| " + " | ".join(header) + " |",
              "|" + "---:|" * len(header)]
     for step in sorted(set(saga) | set(linear)):
         row = [str(step)]

@@ -268,8 +268,11 @@ def main(args) -> int:
     images = find_images(args.images, args.stems)
     if not images:
         raise SystemExit(f"--images {args.images}: no images found" + (f" with a stem in {args.stems}" if args.stems else ""))
-    if args.weights_saga is None or args.weights_linear is None:
-        print("warning: without --weights-saga and --weights-linear, random weights are measured; "
+    missing = [flag for flag, value in (("--weights-saga", args.weights_saga), ("--weights-linear", args.weights_linear))
+               if value is None]
+    if missing:
+        which = "that network runs" if len(missing) == 1 else "both networks run"
+        print(f"warning: without {' and '.join(missing)}, {which} with random weights; "
               "the ranks say little about the method", file=sys.stderr)
     result = compare_ranks(images, args.weights_saga, args.weights_linear, args.model)
     report = rank_markdown(result)

@@ -75,6 +75,8 @@ class LevelNote:
 
     def with_advice(self, remedies: list[str]) -> str:
         """The note and the remedies a caller offers: "...; a, b or c may suit it better"."""
+        if not remedies:  # the user is adjusting already
+            return self.text
         listed = remedies[0] if len(remedies) == 1 else f"{', '.join(remedies[:-1])} or {remedies[-1]}"
         return f"{self.text}; {listed} may suit it better"
 

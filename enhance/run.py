@@ -1,6 +1,7 @@
 """`enhance run`: batch-enhance photos from the terminal.
 
-    enhance run photo.jpg folder/ "shots/*.png" -o enhanced/ [--recursive] [--ext png] [--tile 512] [--exposure 0.5] [--strength 0.8]
+    enhance run photo.jpg folder/ "shots/*.png" -o enhanced/ [--recursive] [--ext png] [--tile 512]
+                [--exposure 0.5] [--strength 0.8]
 
 Files are processed one at a time with seamless tiling, so memory is bounded by the tile size.
 A bad file is reported in one line and the batch goes on; the exit status is 1 if any file
@@ -399,8 +400,9 @@ def _run_jobs(args, jobs: list[Job], failed: list[str], model, tile, exposure: f
             photo = read_image(job.source, max_pixels=max_pixels)
             for note in photo.notes:
                 tqdm.write(f"{job.source}: {note}", file=sys.stderr)
-            if level := input_level_note(photo):
-                remedies = [f"--exposure {level.stops:+g}"] + ["--strength 0.5"] * (level.stops < 0)
+            if level := input_level_note(photo):  # remedies the user is not using yet
+                remedies = [f"--exposure {level.stops:+g}"] * (exposure == 0)
+                remedies += ["--strength 0.5"] * (level.stops < 0 and strength == 1)
                 if not args.weights and args.model != ANY_EXPOSURE_MODEL:
                     remedies.append(f"--model {ANY_EXPOSURE_MODEL}")
                 tqdm.write(f"{job.source}: {level.with_advice(remedies)}", file=sys.stderr)

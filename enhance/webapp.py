@@ -324,8 +324,9 @@ def describe(photo: Photo, out_name: str, model_name: str, tile, strength: float
         lines.append(f"⚠️ `{model_name}` has no trained weights: this result comes from random weights.")
     if strength == 0 and exposure != 0:
         lines.append("Note: strength 0 gives back the original photo, so the exposure setting has no effect.")
-    if level := input_level_note(photo):
-        remedies = [f"an exposure of {level.stops:+g}"] + ["a lower strength"] * (level.stops < 0)
+    if level := input_level_note(photo):  # remedies the user is not using yet
+        remedies = [f"an exposure of {level.stops:+g}"] * (exposure == 0)
+        remedies += ["a lower strength"] * (level.stops < 0 and strength == 1)
         if model_name != ANY_EXPOSURE_MODEL:
             remedies.append(f"the model `{ANY_EXPOSURE_MODEL}`")
         lines.append(f"Note: {level.with_advice(remedies)}.")

@@ -448,3 +448,12 @@ def test_a_photo_that_is_not_dark_is_said_to_be_brighter_than_the_training_photo
     assert capsys.readouterr().err.splitlines() == [
         f"{night}: this photo is darker than any the models learnt from (mean level 0.39% of white; the models "
         "learnt from dark photos at 1-30%), so the result may come out too dark; --exposure +1 may suit it better"]
+
+
+def test_the_input_level_note_offers_only_remedies_not_in_use(photos, weights, tmp_path, capsys):
+    daylight = photos / "daylight.png"
+    Image.fromarray(np.full((40, 56, 3), 180, np.uint8)).save(daylight)
+    assert run(daylight, "-o", tmp_path / "out", "--weights", weights, "--exposure", "-1") == 0
+    assert capsys.readouterr().err.splitlines()[0].endswith("may come out too bright; --strength 0.5 may suit it better")
+    assert run(daylight, "-o", tmp_path / "out2", "--weights", weights, "--exposure", "-1", "--strength", "0.7") == 0
+    assert capsys.readouterr().err.splitlines()[0].endswith("so the result may come out too bright")

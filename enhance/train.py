@@ -853,8 +853,8 @@ def add_arguments(parser) -> None:
 
 
 def main(args) -> int:
-    if args.max_steps is not None and args.max_steps < 1:  # step 0 would only write a checkpoint of the start
-        raise SystemExit(f"--max-steps {args.max_steps}: must be at least 1")
+    if args.max_steps is not None and args.max_steps < 0:  # 0 writes the starting weights, as a checkpoint
+        raise SystemExit(f"--max-steps {args.max_steps}: must be 0 or more")
     cfg = TrainConfig.from_file(args.config)
     train(cfg, args.data, args.out, resume=args.resume, max_steps=args.max_steps, config_path=args.config)
     return 0

@@ -136,10 +136,10 @@ def test_an_image_without_a_partner_is_named_with_its_folder(tmp_path):
         train(config_file(tmp_path), data, tmp_path / "run")
 
 
-def test_max_steps_below_one_is_refused(tmp_path):
+def test_negative_max_steps_are_refused(tmp_path):
     from enhance.cli import main
 
-    with pytest.raises(SystemExit, match=r"^--max-steps 0: must be at least 1$"):
+    with pytest.raises(SystemExit, match=r"^--max-steps -1: must be 0 or more$"):
         main(["train", "--config", str(tmp_path / "never-read.toml"), "--data", str(tmp_path), "--out",
-              str(tmp_path / "run"), "--max-steps", "0"])
+              str(tmp_path / "run"), "--max-steps", "-1"])
     assert not (tmp_path / "run").exists()

@@ -197,6 +197,15 @@ def read_image(path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Photo:
         photo = _read_deep_tiff(path, max_pixels)
         if photo is not None:
             return photo
+        try:
+            return _read_with_pillow(path, head, max_pixels)
+        except ImageReadError:
+            # Pillow reads 8-bit gray only alone or with one unassociated alpha, and no alpha after
+            # another extra channel: it calls gray with premultiplied alpha or with a mask corrupt.
+            photo = _read_deep_tiff(path, max_pixels, extra_8bit=True)
+            if photo is None:
+                raise
+            return photo
     return _read_with_pillow(path, head, max_pixels)
 
 
@@ -246,6 +255,8 @@ def _read_pillow_source(path: Path, source, head: bytes, max_pixels: int) -> Pho
         if err.errno is not None:  # the file system refused (permissions, I/O error)
             raise ImageReadError(path, f"cannot open file ({err.strerror})") from None
         # Some decoders (WebP, HEIF) start decoding at open and fail there on bad data.
+        raise ImageReadError(path, f"truncated or corrupt image data ({err})") from None
+    except RuntimeError as err:  # so does Pillow's AVIF decoder, with a RuntimeError
         raise ImageReadError(path, f"truncated or corrupt image data ({err})") from None
 
     with image:
@@ -417,10 +428,20 @@ def _decode_deep_heif(path: Path, bits: int):
     return data[..., :3], (data[..., 3] if data.shape[2] == 4 else None)
 
 
-def _read_deep_tiff(path: Path, max_pixels: int) -> Photo | None:
+def _read_deep_tiff(path: Path, max_pixels: int, extra_8bit: bool = False) -> Photo | None:
     """Read a 16-bit or floating-point TIFF with tifffile (Pillow reduces 16-bit RGB to 8 bits
     and cannot read floating-point RGB). Raises ImageReadError for 32-bit integer and signed
-    16-bit TIFFs, which neither reads here; returns None for other TIFFs, which Pillow reads well."""
+    16-bit TIFFs, which neither reads here; returns None for other TIFFs, which Pillow reads well.
+    With `extra_8bit`, also reads 8-bit gray or RGB with extra channels, which Pillow failed on."""
+    try:
+        return _read_tiff_with_tifffile(path, max_pixels, extra_8bit)
+    except ImageReadError:
+        raise
+    except Exception as err:  # a damaged directory: BitsPerSample differing by sample, a width of 0, ...
+        raise ImageReadError(path, f"truncated or corrupt image data ({err})") from None
+
+
+def _read_tiff_with_tifffile(path: Path, max_pixels: int, extra_8bit: bool) -> Photo | None:
     try:
         tif = tifffile.TiffFile(path)
     except Exception:
@@ -438,7 +459,9 @@ def _read_deep_tiff(path: Path, max_pixels: int) -> Photo | None:
             raise ImageReadError(path, f"unsupported pixel format ({signed}{page.bitspersample}-bit integer "
                                        "TIFF); save it as an unsigned 8- or 16-bit integer or a floating-point "
                                        "TIFF, or a PNG")
-        if not (floating or unsigned_16):
+        extra_8bit = (extra_8bit and page.bitspersample == 8 and page.sampleformat == tifffile.SAMPLEFORMAT.UINT
+                      and bool(page.extrasamples))
+        if not (floating or unsigned_16 or extra_8bit):
             return None
         kind = f"{page.bitspersample}-bit {'floating-point' if floating else 'integer'} TIFF"
         if page.imagewidth * page.imagelength > max_pixels:
@@ -458,20 +481,22 @@ def _read_deep_tiff(path: Path, max_pixels: int) -> Photo | None:
             raise ImageReadError(path, f"truncated or corrupt image data ({err})") from None
         icc = page.tags.valueof(34675)  # InterColorProfile
         samples = page.samplesperpixel
-        extra_is_alpha = bool(page.extrasamples) and page.extrasamples[0] in (1, 2)  # (un)associated alpha
-        premultiplied = bool(page.extrasamples) and page.extrasamples[0] == 1  # associated alpha
+        # The first extra channel that is (un)associated alpha; one before it may be a mask, say.
+        alpha_at = next((i for i, extra in enumerate(page.extrasamples) if extra in (1, 2)), None)
+        premultiplied = alpha_at is not None and page.extrasamples[alpha_at] == 1  # associated alpha
 
     if floating:
         data = _float_pixels_in_range(data, notes)
     if photometric == tifffile.PHOTOMETRIC.MINISWHITE:
-        data = (1 if floating else 65535) - data
+        data = (1 if floating else np.iinfo(data.dtype).max) - data
     gray = photometric != tifffile.PHOTOMETRIC.RGB
     if data.ndim == 2:
         color, alpha = data, None
     else:
         color_samples = 1 if gray else 3
         color = data[..., 0] if gray else data[..., :3]
-        alpha = data[..., color_samples] if extra_is_alpha and samples > color_samples else None
+        has_alpha = alpha_at is not None and samples > color_samples + alpha_at
+        alpha = data[..., color_samples + alpha_at] if has_alpha else None
         _note_dropped_channels(data.shape[-1] - color_samples - (alpha is not None), notes)
         if alpha is not None and premultiplied:
             color = _unpremultiply(color, alpha)  # the network and the writer work in straight colour
@@ -490,13 +515,13 @@ def _unpremultiply(color: np.ndarray, alpha: np.ndarray) -> np.ndarray:
 
     Where alpha is 0 the colour is unknowable and stays 0; it is invisible either way.
     """
-    white = 1.0 if color.dtype == np.float32 else 65535.0
+    white = float(_white(color.dtype))
     a = alpha.astype(np.float32) / white
     a = a[..., None] if color.ndim == 3 else a
     straight = np.divide(color.astype(np.float32), a, out=np.zeros(color.shape, np.float32), where=a > 0)
     if color.dtype == np.float32:
         return np.clip(straight, 0.0, 1.0)
-    return np.clip(np.rint(straight), 0, 65535).astype(color.dtype)
+    return np.clip(np.rint(straight), 0, white).astype(color.dtype)
 
 
 def _first_tiff_directory(f) -> Image.Exif:
@@ -536,7 +561,15 @@ def _decode_tiff_page(path: Path, page, kind: str):
     opencv_reads = (page.planarconfig == tifffile.PLANARCONFIG.CONTIG and page.samplesperpixel in (1, 3, 4)
                     and page.dtype in (np.uint16, np.float32))
     if opencv_reads:
-        data = cv2.imdecode(np.fromfile(path, np.uint8), cv2.IMREAD_UNCHANGED)
+        encoded = np.fromfile(path, np.uint8)
+        orientation = page.tags.get(_ORIENTATION)
+        if orientation is not None and orientation.count == 1 and orientation.value != 1:
+            # OpenCV's TIFF decoder turns the pixels by this tag itself, even with IMREAD_UNCHANGED,
+            # and the caller turns them again: OpenCV is handed the file with the tag set to 1, so it
+            # gives the pixels as stored, like tifffile does.
+            one = np.array([1], dtype=page.parent.byteorder + orientation.dataformat[-1])
+            encoded[orientation.valueoffset:orientation.valueoffset + one.nbytes] = one.view(np.uint8)
+        data = cv2.imdecode(encoded, cv2.IMREAD_UNCHANGED)
         if data is None or data.dtype != page.dtype:
             raise ImageReadError(path, "truncated or corrupt image data")
         if data.ndim == 3:  # BGR(A) -> RGB(A)

@@ -57,6 +57,7 @@ from tqdm import tqdm
 from .imageio import ImageReadError, ImageWriteError, Photo, convert_pixels, read_image, write_image
 from .inference import DEVICES, PRECISIONS, enhance_tensor, resolve_device, resolve_precision, to_tensor
 from .metrics import (
+    SSIM_MIN_SIDE,
     colourfulness,
     exposure_stops,
     mean_brightness,
@@ -121,6 +122,16 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def _precision_name(precision: str, device: torch.device) -> str:
+    """The precision that actually runs: "auto" resolved to fp32, bf16 or fp16 for `device`.
+
+    Figures are labelled with this, not with "auto", which means bf16 on one machine and fp32
+    on another. Raises ValueError for a precision the device cannot run.
+    """
+    dtype = resolve_precision(precision, device)
+    return {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[dtype]
+
+
 def _mean(values: list) -> float | None:
     return float(statistics.fmean(values)) if values else None
 
@@ -158,7 +169,7 @@ def evaluate(model, pairset: PairSet, *, gt_mean: bool = False, tta: bool = Fals
     `overwrite` (e.g. an earlier run's outputs).
     """
     device = next(model.parameters()).device
-    resolve_precision(precision, device)  # fail on a bad precision before any work is done
+    precision = _precision_name(precision, device)  # fails on a bad precision before any work is done
     no_reference = all(pair.high is None for pair in pairset.pairs)
     if save_dir is not None:
         save_dir = Path(save_dir)
@@ -200,8 +211,13 @@ def evaluate(model, pairset: PairSet, *, gt_mean: bool = False, tta: bool = Fals
             skipped.append({"name": pair.stem, "reason": str(err)})
             continue
         if high is not None and high.shape != low.shape:
-            skipped.append({"name": pair.stem, "reason": f"low {low.shape[1]}x{low.shape[0]} vs "
-                                                         f"ground truth {high.shape[1]}x{high.shape[0]}"})
+            skipped.append({"name": pair.stem, "reason": f"low {low.shape[1]}x{low.shape[0]} ({pair.low}) vs "
+                                                         f"ground truth {high.shape[1]}x{high.shape[0]} ({pair.high})"})
+            continue
+        if high is not None and min(low.shape[:2]) < SSIM_MIN_SIDE:
+            # Checked before the network runs: SSIM would refuse it only after the pass.
+            skipped.append({"name": pair.stem, "reason": f"{pair.low}: {low.shape[1]}x{low.shape[0]} is smaller "
+                                                         f"than the {SSIM_MIN_SIDE}x{SSIM_MIN_SIDE} window of SSIM"})
             continue
 
         x = to_tensor(low)
@@ -280,7 +296,7 @@ def evaluate(model, pairset: PairSet, *, gt_mean: bool = False, tta: bool = Fals
 # --- report files --------------------------------------------------------------------------------
 
 
-_CSV_LABELS = ("model", "weights_sha256", "tta", "precision", "protocol")
+_CSV_LABELS = ("model", "weights_sha256", "tta", "precision", "device", "protocol")
 
 
 def write_report(report: dict, path: Path) -> None:
@@ -297,7 +313,7 @@ def write_report(report: dict, path: Path) -> None:
                 f.write("\n")
             else:
                 # Each row carries what the figures mean, so that a row read on its own, or rows of
-                # several reports concatenated, are still labelled (TTA x8, model, protocol).
+                # several reports concatenated, are still labelled (TTA x8, model, device, protocol).
                 labels = {key: report[key] for key in _CSV_LABELS}
                 labels["tta"] = TTA_LABEL if report["tta"] else ""
                 fields = list(report["images"][0]) if report["images"] else ["name"]
@@ -370,6 +386,8 @@ def _find(args) -> PairSet:
             raise PairError("--no-reference takes only --data (a folder of photos), not --low/--high/--list")
         return find_unpaired(args.data)
     stems = read_stem_list(args.list) if args.list else None
+    if stems == []:  # otherwise: "none of the 0 requested stems has a pair", which hides the cause
+        raise PairError(f"{args.list}: holds no stems (one per line; blank lines and # comments are ignored)")
     try:
         return find_pairs(args.data, low_dir=args.low, high_dir=args.high, stems=stems)
     except PairError as err:
@@ -465,11 +483,11 @@ def main(args) -> int:
 
     try:
         device = resolve_device(args.device)
-        resolve_precision(args.precision, device)
+        precision = _precision_name(args.precision, device)
         model, name, sha = _load(args, device)
     except (WeightsError, ValueError) as err:
         return _error(str(err))
-    print(f"model: {name} (weights sha256 {sha or 'none'}), {args.precision} on {device}"
+    print(f"model: {name} (weights sha256 {sha or 'none'}), {precision} on {device}"
           + (f", {TTA_LABEL}" if args.tta else ""))
 
     try:
@@ -483,7 +501,12 @@ def main(args) -> int:
         print(f"skipped {item['name']}: {item['reason']}")
     if report["n_images"] == 0:
         return _error("no image could be evaluated")
-    left_out = len(problems) + len(report["skipped"])
+    # Each image asked for counts once. A pair of different sizes is both one of the problems and
+    # skipped by evaluate(); a --list stem without ground truth is both a missing stem and a
+    # missing partner. So: pairs found but not scored, plus what was asked for but not paired.
+    unpaired = (len(pairset.missing_stems) if args.list
+                else len(pairset.missing_high) + len(pairset.missing_low))
+    left_out = unpaired + len(pairset.pairs) - report["n_images"]
     print_report(report)
     if args.save_dir is not None:
         print(f"outputs: {args.save_dir}/<stem>.png (the exact 8-bit images scored)")

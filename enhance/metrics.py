@@ -44,6 +44,10 @@ __all__ = [
 # (https://docs.opencv.org/3.0.0/de/d25/imgproc_color_conversions.html).
 BT601_RGB_WEIGHTS = np.array([0.299, 0.587, 0.114])
 
+# Side of SSIM's Gaussian window: scikit-image truncates a sigma-1.5 Gaussian at 3.5 sigma,
+# 2 * int(3.5 * 1.5 + 0.5) + 1 = 11 taps. A smaller image has no position where it fits.
+SSIM_MIN_SIDE = 11
+
 
 def _check_pair(output: np.ndarray, target: np.ndarray) -> None:
     if output.shape != target.shape:
@@ -56,10 +60,13 @@ def _check_rgb(img: np.ndarray, name: str = "image") -> None:
 
 
 def _to_float01(img: np.ndarray) -> np.ndarray:
-    """uint8 (0-255) -> float64 in [0, 1]; float arrays are taken to be in [0, 1] already."""
+    """uint8 (0-255) or uint16 (0-65535) -> float64 in [0, 1]; float arrays are taken to be in
+    [0, 1] already."""
     img = np.asarray(img)
     if img.dtype == np.uint8:
         return img.astype(np.float64) / 255.0
+    if img.dtype == np.uint16:  # read_image keeps 16-bit files as uint16: read as floats they were 0-65535
+        return img.astype(np.float64) / 65535.0
     return img.astype(np.float64)
 
 
@@ -124,6 +131,10 @@ def ssim(output: np.ndarray, target: np.ndarray, data_range: float = 255.0) -> f
     tgt = np.asarray(target)
     _check_pair(out, tgt)
     _check_rgb(out, "output")
+    if min(out.shape[:2]) < SSIM_MIN_SIDE:
+        # scikit-image's own message here asks for "at least 7x7", which is not enough for this window.
+        raise ValueError(f"SSIM needs images of at least {SSIM_MIN_SIDE}x{SSIM_MIN_SIDE} pixels "
+                         f"(its Gaussian window), got {out.shape[1]}x{out.shape[0]}")
     # skimage wants matching dtypes; float64 keeps uint8 and float inputs on one path.
     score = structural_similarity(
         out.astype(np.float64),
@@ -157,8 +168,8 @@ def gt_mean_align(output01: np.ndarray, target01: np.ndarray) -> np.ndarray:
     i.e. it swaps the red and blue weights; we use the RGB weights, as the gray level of an
     RGB image should.
 
-    Accepts uint8 or float [0, 1] images; returns float64 in [0, 1]. An all-black output has
-    no brightness to scale and is returned unchanged (as float).
+    Accepts uint8, uint16 or float [0, 1] images; returns float64 in [0, 1]. An all-black output
+    has no brightness to scale and is returned unchanged (as float).
 
     >>> target = np.full((2, 2, 3), 0.6)
     >>> aligned = gt_mean_align(0.5 * target, target)
@@ -211,7 +222,7 @@ def _gt_mean_pair(output01: np.ndarray, target01: np.ndarray) -> tuple[np.ndarra
 def mean_brightness(img01: np.ndarray) -> float:
     """Mean BT.601 gray level, in [0, 1] (0 black, 1 white).
 
-    Accepts float [0, 1] (or uint8) RGB.
+    Accepts float [0, 1] (or uint8, uint16) RGB.
 
     >>> round(mean_brightness(np.full((2, 2, 3), 0.25)), 6)
     0.25
@@ -244,7 +255,7 @@ def exposure_stops(output01: np.ndarray, target01: np.ndarray) -> float:
 def rms_contrast(img01: np.ndarray) -> float:
     """RMS contrast: standard deviation of the BT.601 gray levels, in [0, 0.5].
 
-    Accepts float [0, 1] (or uint8) RGB. A flat image has contrast 0; half black and half
+    Accepts float [0, 1] (or uint8, uint16) RGB. A flat image has contrast 0; half black and half
     white has the maximum, 0.5.
 
     >>> rms_contrast(np.full((2, 2, 3), 0.7))
@@ -263,7 +274,7 @@ def colourfulness(img01: np.ndarray) -> float:
     With rg = R - G and yb = (R + G) / 2 - B over all pixels,
     M = sqrt(std(rg)^2 + std(yb)^2) + 0.3 * sqrt(mean(rg)^2 + mean(yb)^2).
     Computed on the 0-255 scale, as in the paper, so values are comparable with its
-    published ones; 0 for any gray image. Accepts float [0, 1] (or uint8) RGB.
+    published ones; 0 for any gray image. Accepts float [0, 1] (or uint8, uint16) RGB.
 
     >>> colourfulness(np.full((2, 2, 3), 0.5))
     0.0

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 # name -> (module with add_arguments(parser) and main(args) -> int, one-line help)
@@ -50,6 +51,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:  # e.g. during the seconds PyTorch takes to import: no traceback
         print("\ninterrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `enhance eval ... | head`: the reader left, which is no error of ours
+        # Python would also complain when flushing stdout at exit: point it at /dev/null first.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, as a shell reports a program stopped by a closed pipe
 
 
 if __name__ == "__main__":

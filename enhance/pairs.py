@@ -60,7 +60,7 @@ EXPECTED_LAYOUTS = (
     "low/+high/ (LOL-v1), eval15/ or our485/ holding those, "
     "Low/+Normal/ (LOL-v2), Real_captured/ or Synthetic/ with Train/ and Test/ holding those, "
     "input/+target/ (Retinexformer), Train/ and Test/ holding those, "
-    "or explicit low_dir and high_dir"
+    "or a low-light folder and a ground-truth folder given apart (eval's --low and --high)"
 )
 
 # (low folder, high folder, dataset name) for a folder that holds one split.
@@ -167,10 +167,11 @@ def find_pairs(
     layout, or yields no pair at all.
     """
     if data is not None and (low_dir is not None or high_dir is not None):
-        raise PairError("give either a dataset folder or low_dir and high_dir, not both")
+        raise PairError("give either a dataset folder or a low-light and a ground-truth folder (--low and --high), "
+                        "not both")
     if data is None:
         if low_dir is None or high_dir is None:
-            raise PairError("give a dataset folder, or both low_dir and high_dir")
+            raise PairError("give a dataset folder, or both a low-light and a ground-truth folder (--low and --high)")
         low, high = _existing_dir(low_dir), _existing_dir(high_dir)
         layout = "explicit folders"
     else:
@@ -296,7 +297,7 @@ def _recognise(data: Path, split: str = "test") -> tuple[str, Path, Path]:
         raise PairError(f"{data}: folder is empty; expected {EXPECTED_LAYOUTS}")
     hint = ""
     if any(p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS for p in data.iterdir()):
-        hint = " (it holds images directly: for photos without ground truth use unpaired mode)"
+        hint = " (it holds images directly, not folders of pairs)"  # eval adds its --no-reference
     raise PairError(f"{data}: no recognised layout{hint}; expected {EXPECTED_LAYOUTS}")
 
 

@@ -457,3 +457,13 @@ def test_the_input_level_note_offers_only_remedies_not_in_use(photos, weights, t
     assert capsys.readouterr().err.splitlines()[0].endswith("may come out too bright; --strength 0.5 may suit it better")
     assert run(daylight, "-o", tmp_path / "out2", "--weights", weights, "--exposure", "-1", "--strength", "0.7") == 0
     assert capsys.readouterr().err.splitlines()[0].endswith("so the result may come out too bright")
+
+
+def test_a_closed_pipe_ends_the_command_quietly():
+    # `enhance eval ... | head`: the reader leaves early; a traceback would be noise in the user's terminal.
+    script = ("import sys; import enhance.cli as cli, enhance.modelinfo as info\n"
+              "def main(args):\n    raise BrokenPipeError\n"
+              "info.main = main\nsys.exit(cli.main(['models']))\n")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert (result.returncode, result.stderr) == (141, "")

@@ -55,7 +55,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from tqdm import tqdm
 
 from .imageio import ImageReadError, ImageWriteError, Photo, convert_pixels, read_image, write_image
-from .inference import DEVICES, PRECISIONS, enhance_tensor, resolve_device, resolve_precision, to_tensor
+from .inference import DEVICES, PRECISIONS, enhance_tensor, precision_name, resolve_device, to_tensor
 from .metrics import (
     SSIM_MIN_SIDE,
     colourfulness,
@@ -122,16 +122,6 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _precision_name(precision: str, device: torch.device) -> str:
-    """The precision that actually runs: "auto" resolved to fp32, bf16 or fp16 for `device`.
-
-    Figures are labelled with this, not with "auto", which means bf16 on one machine and fp32
-    on another. Raises ValueError for a precision the device cannot run.
-    """
-    dtype = resolve_precision(precision, device)
-    return {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[dtype]
-
-
 def _mean(values: list) -> float | None:
     return float(statistics.fmean(values)) if values else None
 
@@ -169,7 +159,7 @@ def evaluate(model, pairset: PairSet, *, gt_mean: bool = False, tta: bool = Fals
     `overwrite` (e.g. an earlier run's outputs).
     """
     device = next(model.parameters()).device
-    precision = _precision_name(precision, device)  # fails on a bad precision before any work is done
+    precision = precision_name(precision, device)  # fails on a bad precision before any work is done
     no_reference = all(pair.high is None for pair in pairset.pairs)
     if save_dir is not None:
         save_dir = Path(save_dir)
@@ -483,7 +473,7 @@ def main(args) -> int:
 
     try:
         device = resolve_device(args.device)
-        precision = _precision_name(args.precision, device)
+        precision = precision_name(args.precision, device)
         model, name, sha = _load(args, device)
     except (WeightsError, ValueError) as err:
         return _error(str(err))

@@ -66,6 +66,12 @@ def resolve_precision(name: str, device: torch.device) -> Optional[torch.dtype]:
     return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[name]
 
 
+def precision_name(name: str, device: torch.device) -> str:
+    """The precision that runs on `device`: "auto" resolved to fp32, bf16 or fp16. Figures are
+    labelled with this, as "auto" means bf16 on one machine and fp32 on another."""
+    return {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[resolve_precision(name, device)]
+
+
 def available_memory(device: torch.device) -> int:
     """Bytes the process can still use on `device`."""
     if device.type == "cuda":

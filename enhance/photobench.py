@@ -27,7 +27,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from .bench import _device_name, check_output, write_json, write_text
 from .models import create_model
 from .imageio import DEFAULT_MAX_PIXELS, read_image
-from .inference import CPU_TILE, resolve_device, resolve_precision, to_tensor
+from .inference import CPU_TILE, precision_name, resolve_device, to_tensor
 from .metrics import psnr
 from .tiling import run_tiled
 from .weights import REPO_ROOT, UntrainedModelError, load_model, save_weights
@@ -142,8 +142,7 @@ def main(args) -> int:
     try:
         device = resolve_device(_option(extra, "--device", "auto"))
         precision = _option(extra, "--precision", "auto")
-        dtype = resolve_precision(precision, device)
-        measured_in = {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[dtype]
+        measured_in = precision_name(precision, device)
     except (ValueError, RuntimeError) as err:
         raise SystemExit(f"--photo-args: {err}") from None
     # What the figures were measured on: they differ several-fold between machines and precisions.

@@ -30,7 +30,6 @@ import threading
 from dataclasses import dataclass
 from typing import Callable, Optional, Union
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 

@@ -139,7 +139,7 @@ def _protocol(gt_mean: bool, tta: bool, precision: str, tile: int, no_reference:
             parts.append("GT-mean figures separately: the 8-bit output scaled to the ground truth's mean gray "
                          "level, not rounded again (HVI-CIDNet's measure.py)")
     parts.append(precision)
-    parts.append("whole images" if tile == 0 else f"tiles of {tile} px")
+    parts.append("whole images" if tile == 0 else f"tiles of {tile} px (an image within one tile: whole)")
     if tta:
         parts.append(TTA_LABEL)
     return "; ".join(parts)

@@ -178,7 +178,8 @@ class EnhanceHandler:
                  strength: float = 1.0, exposure: float = 0.0, progress: Optional[gr.Progress] = None):
         if not photo_path:
             raise gr.Error("Upload a photo first.", print_exception=False)
-        progress = progress or (lambda *args, **kwargs: None)
+        if progress is None:  # not `progress or ...`: Gradio's gr.Progress has len() 0, so it is falsy
+            progress = lambda *args, **kwargs: None  # noqa: E731
         name = Path(photo_path).name  # the uploaded file's own name (Gradio keeps it)
         tile_size = parse_tile(tile)
         strength = parse_number(strength, "strength")
@@ -237,7 +238,8 @@ class EnhanceHandler:
             raise gr.Error(f"{name}: {err.reason}", print_exception=False) from None
 
         def on_tile(done: int, total: int) -> None:
-            progress((done, total), desc="Enhancing", unit="tiles")
+            # Steps, not tiles: the tiled pass calls this after every layer on every tile.
+            progress((done, total), desc="Enhancing", unit="steps")
 
         with self._last_lock:
             self._last = None  # free the old photo before the new one's network pass
@@ -276,7 +278,8 @@ def parse_tile(tile) -> int | str:
     if text == "auto":
         return "auto"
     try:
-        side = int(text)
+        # A typed "300 px" is what the dropdown's own choices ("512 px") look like.
+        side = int(text.removesuffix("px"))
     except ValueError:
         side = -1
     if side != 0 and side < MIN_TILE:

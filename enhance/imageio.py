@@ -711,7 +711,11 @@ def write_image(path, photo: Photo, *, jpeg_quality: int = 95, webp_quality: int
     fmt = _WRITE_FORMAT.get(path.suffix.lower())
     if fmt is None:
         raise ImageWriteError(path, f"cannot write '{path.suffix}' files (use .png, .jpg, .webp, .tif or .bmp)")
-    if path.exists() and not overwrite:
+    try:
+        exists = path.exists()
+    except OSError as err:  # e.g. a name longer than the file system allows
+        raise ImageWriteError(path, f"cannot write a file of this name ({err.strerror or err})") from None
+    if exists and not overwrite:
         raise ImageWriteError(path, "already exists (pass overwrite=True to replace it)")
     if not path.parent.is_dir():
         raise ImageWriteError(path, f"folder {path.parent} does not exist")

@@ -116,3 +116,11 @@ def test_damaged_avif_is_a_one_line_read_error(tmp_path):
     with pytest.raises(ImageReadError) as err:  # was the RuntimeError itself
         read_image(src)
     assert "\n" not in str(err.value) and src.name in str(err.value)
+
+
+def test_a_name_too_long_for_the_file_system_is_a_write_error(tmp_path):
+    from enhance.imageio import ImageWriteError, Photo, write_image
+
+    photo = Photo(np.zeros((4, 4, 3), np.uint8), None, False, 8, "PNG", None, None)
+    with pytest.raises(ImageWriteError, match="cannot write a file of this name"):
+        write_image(tmp_path / ("x" * 300 + ".png"), photo)

@@ -32,8 +32,8 @@ from enhance.evaluate import to_8bit
 from enhance.imageio import convert_pixels, read_image
 from enhance.inference import enhance_image
 from enhance.metrics import psnr, psnr_gt_mean, quantize_8bit, ssim, ssim_gt_mean
-from enhance.pairs import find_pairs, read_stem_list
-from enhance.weights import load_model
+from enhance.pairs import PairError, find_pairs, read_stem_list
+from enhance.weights import WeightsError, load_model
 
 PROTOCOLS = ("enhance eval", "Retinexformer", "HVI-CIDNet")
 
@@ -76,8 +76,21 @@ def main() -> int:
     parser.add_argument("--model", default="saga-s", help="registered model (default saga-s)")
     parser.add_argument("--weights", type=Path, help="a .safetensors file instead of --model")
     args = parser.parse_args()
-    model = load_model(args.weights or args.model).eval()
-    pairs = find_pairs(args.data, stems=read_stem_list(args.list) if args.list else None).pairs
+    # Bad input ends in one line, as `enhance eval` reports it, not in a traceback.
+    try:
+        stems = read_stem_list(args.list) if args.list else None
+        if stems == []:  # otherwise: "none of the 0 requested stems has a pair", which hides the cause
+            raise PairError(f"{args.list}: holds no stems (one per line; blank lines and # comments are ignored)")
+        pair_set = find_pairs(args.data, stems=stems)
+        if pair_set.missing_stems:  # the means would silently be over fewer images than listed
+            raise PairError(f"{len(pair_set.missing_stems)} stem(s) of {args.list} have no pair in {args.data}: "
+                            + " ".join(pair_set.missing_stems[:5]))
+        model = load_model(args.weights or args.model).eval()
+    except (PairError, WeightsError) as err:
+        raise SystemExit(f"anchor_protocols: {err}")
+    except OSError as err:  # an unreadable --list file
+        raise SystemExit(f"anchor_protocols: {err.filename}: {err.strerror}")
+    pairs = pair_set.pairs
     score = {"enhance eval": enhance_eval_scores, "Retinexformer": retinexformer_scores,
              "HVI-CIDNet": hvi_cidnet_scores}
     rows = {name: [] for name in PROTOCOLS}

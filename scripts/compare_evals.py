@@ -31,6 +31,21 @@ FIGURES = [("psnr", "PSNR (dB)"), ("ssim", "SSIM"), ("psnr_gt_mean", "GT-mean PS
            ("ssim_gt_mean", "GT-mean SSIM"), ("exposure_error", "exposure error (stops, lower is better)")]
 
 
+def load_report(path: str) -> dict:
+    """The report in `path`, or a one-line error: a missing file or a .csv would end in a traceback."""
+    try:
+        report = json.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as err:
+        raise SystemExit(f"compare_evals: {path}: {err.strerror}")
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise SystemExit(f"compare_evals: {path}: not a JSON report (write one with `enhance eval --report X.json`)")
+    rows = report.get("images") if isinstance(report, dict) else None
+    if not isinstance(rows, list) or not all(isinstance(row, dict) and "psnr" in row for row in rows):
+        raise SystemExit(f"compare_evals: {path}: not a report of `enhance eval` with ground truth "
+                         "(no per-image PSNR)")
+    return report
+
+
 def per_image(report: dict, key: str) -> dict[str, float]:
     if key == "exposure_error":
         return {row["name"]: abs(row["exposure_stops"]) for row in report["images"]}
@@ -52,6 +67,10 @@ def input_levels(data: Path, names: list[str]) -> dict[str, float]:
 def print_comparison(baseline: dict, candidate: dict, names: list[str]) -> None:
     for key, label in FIGURES:
         base, cand = per_image(baseline, key), per_image(candidate, key)
+        if any(base[n] is None or cand[n] is None for n in names):
+            # A report of `enhance eval` without --gt-mean holds null GT-mean figures.
+            print(f"{label:40s} not in both reports (run `enhance eval` with --gt-mean)")
+            continue
         diff = np.array([cand[n] - base[n] for n in names])
         better = np.count_nonzero(diff < 0 if key == "exposure_error" else diff > 0)
         stderr = diff.std(ddof=1) / np.sqrt(diff.size)
@@ -61,11 +80,16 @@ def print_comparison(baseline: dict, candidate: dict, names: list[str]) -> None:
 
 
 def main(baseline_path: str, candidate_path: str, without: set[str], data: Optional[str] = None) -> None:
-    baseline, candidate = (json.loads(Path(path).read_text()) for path in (baseline_path, candidate_path))
+    baseline, candidate = load_report(baseline_path), load_report(candidate_path)
     base, cand = per_image(baseline, "psnr"), per_image(candidate, "psnr")
     if set(base) != set(cand):
         raise SystemExit(f"compare_evals: the reports cover different images ({len(base)} and {len(cand)})")
+    unknown = sorted(without - set(base))
+    if unknown:  # a mistyped stem would otherwise leave nothing out, silently
+        raise SystemExit(f"compare_evals: --without {unknown[0]}: no such image in the reports")
     names = sorted(set(base) - without)
+    if not names:  # the means of nothing would print as nan
+        raise SystemExit("compare_evals: --without leaves no image to compare")
     if data is None:
         print_comparison(baseline, candidate, names)
         return
@@ -89,4 +113,5 @@ if __name__ == "__main__":
                         help="dataset folder, as for `enhance eval --data`: compare apart the images whose "
                              "input is nearest the median level and those furthest from it")
     args = parser.parse_args()
-    main(args.baseline, args.candidate, {stem for stem in args.without.split(",") if stem}, args.by_input_level)
+    without = {stem.strip() for stem in args.without.split(",") if stem.strip()}  # "1, 2" means 1 and 2
+    main(args.baseline, args.candidate, without, args.by_input_level)

@@ -12,8 +12,8 @@ is fixed by the scene, which a model can learn, not by chance. Given a validatio
 how many validation pairs share their ground truth with a training pair.
 """
 
+import argparse
 import hashlib
-import sys
 from collections import defaultdict
 from pathlib import Path
 
@@ -21,7 +21,7 @@ import numpy as np
 
 from enhance.imageio import read_image
 from enhance.metrics import mean_brightness
-from enhance.pairs import find_pairs, read_stem_list
+from enhance.pairs import PairError, find_pairs, read_stem_list
 
 
 def features(low01: np.ndarray) -> list[float]:
@@ -31,7 +31,22 @@ def features(low01: np.ndarray) -> list[float]:
 
 
 def main(folder: str, val_list: str | None = None) -> None:
-    pairs = find_pairs(Path(folder)).pairs
+    # Bad input ends in one line, not in a traceback.
+    try:
+        pairs = find_pairs(Path(folder)).pairs
+        val = read_stem_list(val_list) if val_list else None
+    except PairError as err:
+        raise SystemExit(f"exposure_spread: {err}")
+    except OSError as err:  # an unreadable stem list
+        raise SystemExit(f"exposure_spread: {err.filename}: {err.strerror}")
+    if val == []:
+        raise SystemExit(f"exposure_spread: {val_list}: holds no stems "
+                         "(one per line; blank lines and # comments are ignored)")
+    found = {pair.stem for pair in pairs}
+    absent = [stem for stem in val or [] if stem not in found]
+    if absent:  # a stem not in the folder would be counted as one without a training twin
+        raise SystemExit(f"exposure_spread: {len(absent)} stem(s) of {val_list} have no pair in {folder}: "
+                         + " ".join(absent[:5]))
     x, y = [], []
     stems_by_truth = defaultdict(list)  # sha1 of the ground truth's pixels -> stems
     for pair in pairs:
@@ -51,16 +66,22 @@ def main(folder: str, val_list: str | None = None) -> None:
     print(f"leave-one-out linear fit on the dark input's statistics, mean absolute error: {np.mean(errors):.2f} stops")
 
     shared = [stems for stems in stems_by_truth.values() if len(stems) > 1]
-    print(f"{sum(map(len, shared))} of {len(pairs)} pairs share their ground truth with another pair "
-          f"({len(shared)} ground truths, each paired with 2-{max(map(len, shared), default=0)} dark shots)")
+    line = f"{sum(map(len, shared))} of {len(pairs)} pairs share their ground truth with another pair"
+    if shared:  # with none, "each paired with 2-0 dark shots" would be nonsense
+        line += f" ({len(shared)} ground truths, each paired with 2-{max(map(len, shared))} dark shots)"
+    print(line)
     if val_list:
-        val = read_stem_list(val_list)
         has_training_twin = {stem for stems in shared if any(s not in val for s in stems) for stem in stems}
         twins = [stem for stem in val if stem in has_training_twin]
         print(f"{len(twins)} of {len(val)} pairs in {val_list} share their ground truth with a "
-              f"training pair: {' '.join(twins)}")
+              f"training pair{': ' + ' '.join(twins) if twins else ''}")
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else "../shared/datasets/LOL-v1-train",
-         sys.argv[2] if len(sys.argv) > 2 else None)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("folder", help="folder with low/ and high/ (LOL layout), e.g. ../shared/datasets/LOL-v1-train")
+    parser.add_argument("val_list", nargs="?",
+                        help="file of validation stems (one per line), e.g. datasets/lol_v1_val.txt: "
+                             "counts those whose ground truth is also a training pair's")
+    args = parser.parse_args()
+    main(args.folder, args.val_list)

@@ -1,6 +1,6 @@
 """Does the enhanced photo's brightness depend on how dark the input was?
 
-    python scripts/input_darkness.py ../shared/datasets/LOL-v1-train [--model saga-s] [--shifts -2,-1,0,1,2]
+    python scripts/input_darkness.py ../shared/datasets/LOL-v1-train [--model saga-s] [--shifts=-2,-1,0,1,2]
 
 Each validation pair's dark input is made darker or brighter by whole stops with
 `enhance.adjust_exposure` (in linear light, as a shorter or longer exposure would, then saved as
@@ -19,26 +19,45 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from enhance.exposure import adjust_exposure
+from enhance.exposure import adjust_exposure, check_stops
 from enhance.imageio import read_image
 from enhance.inference import enhance_tensor, to_tensor
 from enhance.metrics import exposure_stops, psnr, quantize_8bit
-from enhance.pairs import find_pairs, read_stem_list
-from enhance.weights import REPO_ROOT, load_model
+from enhance.pairs import PairError, find_pairs, read_stem_list
+from enhance.weights import REPO_ROOT, WeightsError, load_model
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("data", type=Path, help="folder with low/ and high/ (LOL layout)")
     parser.add_argument("--model", default="saga-s", help="registered model name or .safetensors file")
-    parser.add_argument("--list", type=Path, default=REPO_ROOT / "datasets" / "lol_v1_val.txt")
-    parser.add_argument("--shifts", default="-2,-1,0,1,2", help="input exposure shifts in stops (within -3..3)")
+    parser.add_argument("--list", type=Path, default=REPO_ROOT / "datasets" / "lol_v1_val.txt",
+                        help="file of image stems to use (one per line; default: datasets/lol_v1_val.txt)")
+    parser.add_argument("--shifts", default="-2,-1,0,1,2",
+                        help="input exposure shifts in stops (within -3..3); write --shifts=-2,-1 with '=', "
+                             "or the leading minus reads as an option")
     args = parser.parse_args()
-    shifts = sorted({float(s) for s in args.shifts.split(",")} | {0.0})
+    try:
+        shifts = sorted({check_stops(s, "--shifts") for s in args.shifts.split(",")} | {0.0})
+    except (TypeError, ValueError) as err:
+        parser.error(str(err))
 
-    model = load_model(args.model)
-    stems = set(read_stem_list(args.list))
-    pairs = [pair for pair in find_pairs(args.data).pairs if pair.stem in stems]
+    # Bad input ends in one line, not in a traceback (or, for a folder holding none of the listed
+    # stems, in one from the line fit of no pairs at all).
+    try:
+        stems = read_stem_list(args.list)
+        if not stems:
+            raise PairError(f"{args.list}: holds no stems (one per line; blank lines and # comments are ignored)")
+        pair_set = find_pairs(args.data, stems=stems)
+        if pair_set.missing_stems:  # the table would silently be over fewer pairs than listed
+            raise PairError(f"{len(pair_set.missing_stems)} stem(s) of {args.list} have no pair in {args.data}: "
+                            + " ".join(pair_set.missing_stems[:5]))
+        model = load_model(args.model)
+    except (PairError, WeightsError) as err:
+        raise SystemExit(f"input_darkness: {err}")
+    except OSError as err:  # an unreadable --list file
+        raise SystemExit(f"input_darkness: {err.filename}: {err.strerror}")
+    pairs = pair_set.pairs
     input_change = np.zeros((len(pairs), len(shifts)))  # the shifted input against the original
     stops = np.zeros_like(input_change)  # the output against the ground truth
     psnrs = np.zeros_like(input_change)

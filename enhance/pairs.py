@@ -181,6 +181,25 @@ def find_pairs(
     return _pair_folders(layout, low, high, stems)
 
 
+def find_listed_pairs(data: Path | str, stem_list: Path | str | None = None) -> PairSet:
+    """find_pairs over the stems of the file `stem_list` (every pair without one), for tools
+    whose means must cover exactly what was asked: an empty or unreadable list, and a listed
+    stem without a pair, raise :class:`PairError`."""
+    stems = None
+    if stem_list is not None:
+        try:
+            stems = read_stem_list(stem_list)
+        except OSError as err:
+            raise PairError(f"{stem_list}: cannot read the stem list ({err.strerror or err})") from None
+        if not stems:  # otherwise: "none of the 0 requested stems has a pair", which hides the cause
+            raise PairError(f"{stem_list}: holds no stems (one per line; blank lines and # comments are ignored)")
+    pairs = find_pairs(data, stems=stems)
+    if pairs.missing_stems:
+        raise PairError(f"{len(pairs.missing_stems)} stem(s) of {stem_list} have no pair in {data}: "
+                        + " ".join(pairs.missing_stems[:5]))
+    return pairs
+
+
 def find_unpaired(folder: Path | str) -> PairSet:
     """Every image directly inside ``folder``, for no-reference evaluation (``high`` is None)."""
     folder = _existing_dir(folder)

@@ -32,7 +32,7 @@ from enhance.evaluate import to_8bit
 from enhance.imageio import convert_pixels, read_image
 from enhance.inference import enhance_image
 from enhance.metrics import psnr, psnr_gt_mean, quantize_8bit, ssim, ssim_gt_mean
-from enhance.pairs import PairError, find_pairs, read_stem_list
+from enhance.pairs import PairError, find_listed_pairs
 from enhance.weights import WeightsError, load_model
 
 PROTOCOLS = ("enhance eval", "Retinexformer", "HVI-CIDNet")
@@ -78,18 +78,10 @@ def main() -> int:
     args = parser.parse_args()
     # Bad input ends in one line, as `enhance eval` reports it, not in a traceback.
     try:
-        stems = read_stem_list(args.list) if args.list else None
-        if stems == []:  # otherwise: "none of the 0 requested stems has a pair", which hides the cause
-            raise PairError(f"{args.list}: holds no stems (one per line; blank lines and # comments are ignored)")
-        pair_set = find_pairs(args.data, stems=stems)
-        if pair_set.missing_stems:  # the means would silently be over fewer images than listed
-            raise PairError(f"{len(pair_set.missing_stems)} stem(s) of {args.list} have no pair in {args.data}: "
-                            + " ".join(pair_set.missing_stems[:5]))
+        pair_set = find_listed_pairs(args.data, args.list)  # the means cover every listed stem, or none
         model = load_model(args.weights or args.model).eval()
     except (PairError, WeightsError) as err:
         raise SystemExit(f"anchor_protocols: {err}")
-    except OSError as err:  # an unreadable --list file
-        raise SystemExit(f"anchor_protocols: {err.filename}: {err.strerror}")
     pairs = pair_set.pairs
     score = {"enhance eval": enhance_eval_scores, "Retinexformer": retinexformer_scores,
              "HVI-CIDNet": hvi_cidnet_scores}

@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from enhance.evaluate import evaluate, print_report, write_report
-from enhance.pairs import PairError, find_pairs, read_stem_list
+from enhance.pairs import PairError, find_listed_pairs
 from enhance.weights import WeightsError, load_model, sha256_of
 
 
@@ -44,13 +44,7 @@ def main() -> int:
     # Bad input ends in one line, as `enhance eval` reports it, not in a traceback; and before the
     # passes over the images, not after them.
     try:
-        stems = read_stem_list(args.list) if args.list else None
-        if stems == []:  # otherwise: "none of the 0 requested stems has a pair", which hides the cause
-            raise PairError(f"{args.list}: holds no stems (one per line; blank lines and # comments are ignored)")
-        pairset = find_pairs(args.data, stems=stems)
-        if pairset.missing_stems:  # the report would silently cover fewer images than listed
-            raise PairError(f"{len(pairset.missing_stems)} stem(s) of {args.list} have no pair in {args.data}: "
-                            + " ".join(pairset.missing_stems[:5]))
+        pairset = find_listed_pairs(args.data, args.list)  # the report covers every listed stem, or none
         for path in args.weights:
             # load_model also takes a registered model's name, but that is no file to hash for the report.
             if not path.exists():
@@ -58,8 +52,6 @@ def main() -> int:
         models = [load_model(path).eval() for path in args.weights]
     except (PairError, WeightsError) as err:
         raise SystemExit(f"ensemble_eval: {err}")
-    except OSError as err:  # an unreadable --list file
-        raise SystemExit(f"ensemble_eval: {err.filename}: {err.strerror}")
     name = "mean of " + ", ".join(str(path) for path in args.weights)
     report = evaluate(OutputMean(models), pairset, gt_mean=True, precision="fp32", tile=0,
                       model_name=name, weights_sha256=", ".join(sha256_of(p) for p in args.weights))

@@ -23,7 +23,7 @@ from enhance.exposure import adjust_exposure, check_stops
 from enhance.imageio import read_image
 from enhance.inference import enhance_tensor, to_tensor
 from enhance.metrics import exposure_stops, psnr, quantize_8bit
-from enhance.pairs import PairError, find_pairs, read_stem_list
+from enhance.pairs import PairError, find_listed_pairs
 from enhance.weights import REPO_ROOT, WeightsError, load_model
 
 
@@ -45,18 +45,10 @@ def main() -> None:
     # Bad input ends in one line, not in a traceback (or, for a folder holding none of the listed
     # stems, in one from the line fit of no pairs at all).
     try:
-        stems = read_stem_list(args.list)
-        if not stems:
-            raise PairError(f"{args.list}: holds no stems (one per line; blank lines and # comments are ignored)")
-        pair_set = find_pairs(args.data, stems=stems)
-        if pair_set.missing_stems:  # the table would silently be over fewer pairs than listed
-            raise PairError(f"{len(pair_set.missing_stems)} stem(s) of {args.list} have no pair in {args.data}: "
-                            + " ".join(pair_set.missing_stems[:5]))
+        pair_set = find_listed_pairs(args.data, args.list)  # the table covers every listed stem, or none
         model = load_model(args.model)
     except (PairError, WeightsError) as err:
         raise SystemExit(f"input_darkness: {err}")
-    except OSError as err:  # an unreadable --list file
-        raise SystemExit(f"input_darkness: {err.filename}: {err.strerror}")
     pairs = pair_set.pairs
     input_change = np.zeros((len(pairs), len(shifts)))  # the shifted input against the original
     stops = np.zeros_like(input_change)  # the output against the ground truth

@@ -63,7 +63,8 @@ def collect_inputs(inputs: list[str], recursive: bool, not_images: Optional[list
     A folder or glob whose walk reaches into `output_folder`, made by an earlier run (OUTPUT_MARK),
     leaves that folder out: what the earlier run wrote there is output, not input, so
     `-r shots/ -o shots/enhanced` and `"shots/**/*.jpg" -r -o shots/enhanced` can be rerun.
-    With -r, a glob's files keep their path below the glob's first wildcard, as a folder's do.
+    With -r, a glob's files keep their path below the glob's first wildcard, as a folder's do, and
+    the folders it matches are entered.
     """
     found: list[tuple[Path, Path]] = []
     for spec in inputs:
@@ -85,7 +86,10 @@ def collect_inputs(inputs: list[str], recursive: bool, not_images: Optional[list
             if not matches:
                 raise UsageError(f"{spec}: no such file, folder or matching glob")
             root = _glob_root(spec)
-            files = [(m, _below(m, root) if recursive else Path(m.name)) for m in matches if m.is_file()]
+            files = [(m, _below(m, root) if recursive else Path(m.name)) for m in matches if _file_or_broken_link(m)]
+            if recursive:  # a folder the glob matches is entered, as the shell's expansion of it would be
+                files += [(f, _below(f, root)) for m in matches if m.is_dir()
+                          for f in _folder_files(m, recursive, unreadable)]
         if output_folder is not None and (output_folder / OUTPUT_MARK).is_file() and _inside(root)(output_folder):
             in_output = _inside(output_folder)
             files = [(f, relative) for f, relative in files if not in_output(f)]
@@ -93,13 +97,21 @@ def collect_inputs(inputs: list[str], recursive: bool, not_images: Optional[list
         if not_images is not None:
             not_images += [f for f, _ in files if not is_image_path(f) and not f.name.startswith(".")]
     unique: dict[str, tuple[Path, Path]] = {}
+    ranks: dict[str, tuple[int, int]] = {}
     for source, relative in found:
-        unique.setdefault(_file_key(source), (source, relative))
+        key = _file_key(source)
+        # A file named twice: keep the shortest way to it (a glob's ** also goes round symlink loops:
+        # links/loop/loop/a.jpg), and of one way, the place that mirrors its subfolder (shots/day1/a.jpg
+        # named alone and again by shots/ with -r), else it lands beside shots/a.jpg and collides.
+        rank = (len(Path(os.path.abspath(source)).parts), -len(relative.parts))
+        if key not in unique or rank < ranks[key]:
+            unique[key], ranks[key] = (source, relative), rank
     return list(unique.values())
 
 
 def _folder_files(folder: Path, recursive: bool, unreadable: Optional[list[str]]) -> list[Path]:
-    """The files in `folder` (and, recursive, its subfolders, not following links), sorted."""
+    """The files (and links to nothing) in `folder` (and, recursive, its subfolders, not following
+    links), sorted."""
     def note_unreadable(err: OSError) -> None:
         if Path(err.filename) == folder:
             raise UsageError(f"{folder}: cannot read the folder ({err.strerror or err})")
@@ -109,10 +121,16 @@ def _folder_files(folder: Path, recursive: bool, unreadable: Optional[list[str]]
 
     files = []
     for parent, subfolders, names in os.walk(folder, onerror=note_unreadable):
-        files += [Path(parent, name) for name in names if Path(parent, name).is_file()]
+        files += [Path(parent, name) for name in names if _file_or_broken_link(Path(parent, name))]
         if not recursive:
             break
     return sorted(files)
+
+
+def _file_or_broken_link(path: Path) -> bool:
+    """A file, or a link to nothing (broken, or a loop): kept, such a link fails by name when it is
+    read, instead of vanishing from the batch unsaid. Links to folders are not files."""
+    return path.is_file() or (path.is_symlink() and not path.is_dir())
 
 
 def _glob_root(pattern: str) -> Path:
@@ -134,7 +152,8 @@ def _file_key(path: Path) -> str:
     try:
         resolved = str(path.resolve())
     except (OSError, RuntimeError):  # a symlink loop: reading it fails later, by name
-        resolved = os.path.abspath(path)
+        # Its folder resolved, so that a glob's ** reaching it round another loop finds one file.
+        resolved = os.path.join(os.path.realpath(path.parent), path.name)
     return os.path.normcase(resolved)
 
 
@@ -341,6 +360,9 @@ def main(args) -> int:
         print(f"enhance run: {err}", file=sys.stderr)
         _remove_if_unused(made_folders)
         return 2
+    except KeyboardInterrupt:  # e.g. Ctrl-C while the model loads: -o was made, and nothing written
+        _remove_if_unused(made_folders)
+        raise  # the command says "interrupted" and exits with 130
     if rank == 0:
         _say_left_out(not_images, f"whose names are not those of photos ({', '.join(SUPPORTED_EXTENSIONS)})")
         _say_left_out(earlier_outputs, "that are this run's own outputs, written by an earlier run")

@@ -280,7 +280,8 @@ def _parse_max_pixels(limit: int) -> int:
 def _make_output_folder(folder: Path) -> list[Path]:
     """Create -o before any photo is enhanced, so that a bad -o fails once, not once per photo.
 
-    A folder made here gets OUTPUT_MARK (see collect_inputs); one that existed does not.
+    A folder made here gets OUTPUT_MARK (see collect_inputs), and so does an existing empty one
+    (made for this run, say, inside the input folder); one that holds anything does not.
     Returns the folders made, -o first, then the missing parents that mkdir made for it.
     """
     made = [p for p in (folder, *folder.parents) if not p.exists()]
@@ -289,9 +290,12 @@ def _make_output_folder(folder: Path) -> list[Path]:
     except FileExistsError:
         if not folder.is_dir():
             raise UsageError(f"{folder}: -o takes an output folder, and this is an existing file") from None
+        mark = not any(folder.iterdir())
     except OSError as err:
         raise UsageError(f"{folder}: cannot create the output folder ({err.strerror or err})") from None
     else:  # made here (under torchrun, by one process only: mkdir is atomic)
+        mark = True
+    if mark:
         try:
             (folder / OUTPUT_MARK).write_text("Made by `enhance run` for its outputs; a rerun does not read "
                                               "this folder as input.\n")
@@ -302,24 +306,27 @@ def _make_output_folder(folder: Path) -> list[Path]:
     return made
 
 
-def _remove_if_unused(made: list[Path]) -> None:
-    """Remove the folders _make_output_folder made, if no photo was written into them.
+def _remove_if_unused(folder: Path, made: Optional[list[Path]]) -> None:
+    """Leave -o as it was if no photo was written into it: its mark removed, and the folders
+    _make_output_folder made removed too.
 
     A batch whose every photo failed (or that was stopped before the first) leaves nothing
     behind, rather than an empty folder that looks like a result.
     """
+    if made is None:  # -o was not prepared: nothing of ours to undo
+        return
     try:
-        if made and [p.name for p in made[0].iterdir()] == [OUTPUT_MARK]:
-            (made[0] / OUTPUT_MARK).unlink()
-        for folder in made:
-            folder.rmdir()  # refuses a folder that holds anything
+        if [p.name for p in folder.iterdir()] == [OUTPUT_MARK]:
+            (folder / OUTPUT_MARK).unlink()
+        for made_folder in made:
+            made_folder.rmdir()  # refuses a folder that holds anything
     except OSError:
         pass  # a folder in use or not empty stays
 
 
 def main(args) -> int:
     rank, world = _distributed_rank()
-    made_folders: list[Path] = []
+    made_folders: Optional[list[Path]] = None  # set once -o is prepared: what to undo if nothing is written
     try:
         tile = _parse_tile(args.tile)
         exposure = _parse_exposure(args.exposure)
@@ -348,7 +355,8 @@ def main(args) -> int:
         if args.overwrite:
             jobs, overwrite_errors = spare_input_photos(jobs, inputs)
             plan_errors += overwrite_errors
-        made_folders = _make_output_folder(args.output) if jobs else []
+        if jobs:
+            made_folders = _make_output_folder(args.output)
         device = resolve_device(args.device)
         if device.type == "cuda" and world > 1:
             device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", rank)) % torch.cuda.device_count())
@@ -358,10 +366,10 @@ def main(args) -> int:
         model = load_model(args.weights or args.model, device=device)
     except (UsageError, WeightsError, ValueError) as err:
         print(f"enhance run: {err}", file=sys.stderr)
-        _remove_if_unused(made_folders)
+        _remove_if_unused(args.output, made_folders)
         return 2
     except KeyboardInterrupt:  # e.g. Ctrl-C while the model loads: -o was made, and nothing written
-        _remove_if_unused(made_folders)
+        _remove_if_unused(args.output, made_folders)
         raise  # the command says "interrupted" and exits with 130
     if rank == 0:
         _say_left_out(not_images, f"whose names are not those of photos ({', '.join(SUPPORTED_EXTENSIONS)})")
@@ -387,7 +395,7 @@ def main(args) -> int:
         for s, handler in previous.items():
             signal.signal(s, handler)
         if world == 1:  # under torchrun another process may still write into the folder
-            _remove_if_unused(made_folders)
+            _remove_if_unused(args.output, made_folders)
 
 
 def _say_left_out(files: list[Path], why: str) -> None:

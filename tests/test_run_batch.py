@@ -95,3 +95,23 @@ def test_ctrl_c_before_the_first_photo_leaves_no_output_folder(shots, weights, t
     assert run(shots / "b.png", "-o", tmp_path / "new" / "out", "--weights", weights) == 130
     assert "interrupted" in capsys.readouterr().err
     assert not (tmp_path / "new").exists()  # -o and the parent made for it are gone
+
+
+def test_an_empty_output_folder_made_beforehand_is_marked_as_ours(tmp_path, weights, capsys):
+    # `mkdir shots/enhanced` then `enhance run shots -r -o shots/enhanced`: the rerun must resume,
+    # not take the outputs for photos in a folder of inputs.
+    shots = tmp_path / "shots"
+    shots.mkdir()
+    Image.fromarray(dark_rgb(24, 32)).save(shots / "a.png")
+    out = shots / "enhanced"
+    out.mkdir()
+    assert run(shots, "-r", "-o", out, "--weights", weights) == 0
+    assert (out / OUTPUT_MARK).is_file() and (out / "a.png").is_file()
+    assert run(shots, "-r", "-o", out, "--weights", weights, "--skip-existing") == 0
+    assert "done 0, skipped 1, failed 0" in capsys.readouterr().out
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (shots / "bad.png").write_bytes(b"not a photo")
+    assert run(shots / "bad.png", "-o", empty, "--weights", weights) == 1
+    assert empty.is_dir() and not any(empty.iterdir())  # as it was: the user's folder, left empty

@@ -325,6 +325,21 @@ def _remove_if_unused(folder: Path, made: Optional[list[Path]]) -> None:
 
 
 def main(args) -> int:
+    # kill, timeout, Slurm and torchrun stop a process with SIGTERM (a closed terminal: SIGHUP):
+    # end like Ctrl-C, from the start (a model still loading too), so that write_image removes its
+    # temporary file and an -o folder with nothing in it is removed.
+    stop_signals = [s for s in (getattr(signal, "SIGTERM", None), getattr(signal, "SIGHUP", None)) if s]
+    if threading.current_thread() is not threading.main_thread():
+        stop_signals = []  # only the main thread may set handlers (and receives the signals)
+    previous = {s: signal.signal(s, signal.default_int_handler) for s in stop_signals}
+    try:
+        return _main(args)
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+def _main(args) -> int:
     rank, world = _distributed_rank()
     made_folders: Optional[list[Path]] = None  # set once -o is prepared: what to undo if nothing is written
     try:
@@ -382,18 +397,10 @@ def main(args) -> int:
     if not jobs and not plan_errors:
         return 0  # under torchrun, more processes than photos: the others have them all
 
-    # kill, timeout, Slurm and torchrun stop a process with SIGTERM (a closed terminal: SIGHUP):
-    # end like Ctrl-C, so that write_image removes its temporary file.
-    stop_signals = [s for s in (getattr(signal, "SIGTERM", None), getattr(signal, "SIGHUP", None)) if s]
-    if threading.current_thread() is not threading.main_thread():
-        stop_signals = []  # only the main thread may set handlers (and receives the signals)
-    previous = {s: signal.signal(s, signal.default_int_handler) for s in stop_signals}
     try:
         return _run_jobs(args, jobs, plan_errors, model, tile, exposure, strength, jpeg_quality, max_pixels,
                          label=f"[rank {rank}/{world}] " if world > 1 else "")
     finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
         if world == 1:  # under torchrun another process may still write into the folder
             _remove_if_unused(args.output, made_folders)
 

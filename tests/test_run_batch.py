@@ -97,6 +97,25 @@ def test_ctrl_c_before_the_first_photo_leaves_no_output_folder(shots, weights, t
     assert not (tmp_path / "new").exists()  # -o and the parent made for it are gone
 
 
+def test_sigterm_while_the_model_loads_ends_like_ctrl_c(shots, weights, tmp_path, monkeypatch, capsys):
+    import os
+    import signal
+    import time
+
+    from enhance import run as run_module
+
+    def terminated(*args, **kwargs):  # `kill` or `timeout` while the weights load
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(1)  # the handler runs here
+        raise AssertionError("SIGTERM did not stop the run")
+
+    monkeypatch.setattr(run_module, "load_model", terminated)
+    before = signal.getsignal(signal.SIGTERM)
+    assert run(shots / "b.png", "-o", tmp_path / "out", "--weights", weights) == 130
+    assert "interrupted" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists() and signal.getsignal(signal.SIGTERM) == before
+
+
 def test_an_empty_output_folder_made_beforehand_is_marked_as_ours(tmp_path, weights, capsys):
     # `mkdir shots/enhanced` then `enhance run shots -r -o shots/enhanced`: the rerun must resume,
     # not take the outputs for photos in a folder of inputs.

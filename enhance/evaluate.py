@@ -375,9 +375,7 @@ def _find(args) -> PairSet:
         if args.data is None or args.low or args.high or args.list:
             raise PairError("--no-reference takes only --data (a folder of photos), not --low/--high/--list")
         return find_unpaired(args.data)
-    stems = read_stem_list(args.list) if args.list else None
-    if stems == []:  # otherwise: "none of the 0 requested stems has a pair", which hides the cause
-        raise PairError(f"{args.list}: holds no stems (one per line; blank lines and # comments are ignored)")
+    stems = read_stem_list(args.list, allow_empty=False) if args.list else None
     try:
         return find_pairs(args.data, low_dir=args.low, high_dir=args.high, stems=stems)
     except PairError as err:

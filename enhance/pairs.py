@@ -122,11 +122,12 @@ def pair_key(stem: str) -> str:
     return _PREFIX.sub("", stem).lower()
 
 
-def read_stem_list(path: Path | str) -> list[str]:
+def read_stem_list(path: Path | str, allow_empty: bool = True) -> list[str]:
     """Read a split file: one stem per line; blank lines and ``#`` comments are ignored.
 
     A UTF-8 byte-order mark (Windows editors write one) is not part of the first stem. A file
-    that is not UTF-8 text raises :class:`PairError`; one that cannot be read raises OSError.
+    that is not UTF-8 text, or (allow_empty=False) one that holds no stem, raises
+    :class:`PairError`; one that cannot be read raises OSError.
     """
     try:
         # utf-8-sig: without it a BOM would glue itself to the first stem, which then never matches.
@@ -141,6 +142,8 @@ def read_stem_list(path: Path | str) -> list[str]:
         stem = line.split("#", 1)[0].strip()
         if stem:
             stems.append(stem)
+    if not stems and not allow_empty:  # else: "none of the 0 requested stems has a pair", which hides the cause
+        raise PairError(f"{path}: holds no stems (one per line; blank lines and # comments are ignored)")
     return stems
 
 
@@ -188,11 +191,9 @@ def find_listed_pairs(data: Path | str, stem_list: Path | str | None = None) -> 
     stems = None
     if stem_list is not None:
         try:
-            stems = read_stem_list(stem_list)
+            stems = read_stem_list(stem_list, allow_empty=False)
         except OSError as err:
             raise PairError(f"{stem_list}: cannot read the stem list ({err.strerror or err})") from None
-        if not stems:  # otherwise: "none of the 0 requested stems has a pair", which hides the cause
-            raise PairError(f"{stem_list}: holds no stems (one per line; blank lines and # comments are ignored)")
     pairs = find_pairs(data, stems=stems)
     if pairs.missing_stems:
         raise PairError(f"{len(pairs.missing_stems)} stem(s) of {stem_list} have no pair in {data}: "

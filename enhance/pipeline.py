@@ -6,10 +6,9 @@ import dataclasses
 from typing import Callable, Optional, Union
 
 import cv2
-import numpy as np
 
 from .exposure import adjust_exposure, check_stops
-from .imageio import Photo, convert_pixels
+from .imageio import Photo
 from .inference import enhance_image
 from .metrics import mean_brightness
 from .network import SAGAUNet
@@ -84,8 +83,7 @@ class LevelNote:
 def input_level_note(photo: Photo) -> Optional[LevelNote]:
     """A LevelNote for a photo much brighter or darker than LOL's dark inputs, else None.
     Callers add how to correct it with their own controls."""
-    sample = convert_pixels(photo.pixels[::4, ::4], np.float32)  # a 16th of the pixels says the level
-    level = mean_brightness(sample)
+    level = mean_brightness(photo.pixels[::4, ::4])  # a 16th of the pixels says the level
     learnt = "the models learnt from dark photos at 1-30%"
     if level > BRIGHT_INPUT_LEVEL:
         return LevelNote(f"this photo is not dark (mean level {level:.0%} of white; {learnt}), so the result "

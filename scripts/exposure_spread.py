@@ -34,14 +34,11 @@ def main(folder: str, val_list: str | None = None) -> None:
     # Bad input ends in one line, not in a traceback.
     try:
         pairs = find_pairs(Path(folder)).pairs
-        val = read_stem_list(val_list) if val_list else None
+        val = read_stem_list(val_list, allow_empty=False) if val_list else None
     except PairError as err:
         raise SystemExit(f"exposure_spread: {err}")
     except OSError as err:  # an unreadable stem list
         raise SystemExit(f"exposure_spread: {err.filename}: {err.strerror}")
-    if val == []:
-        raise SystemExit(f"exposure_spread: {val_list}: holds no stems "
-                         "(one per line; blank lines and # comments are ignored)")
     found = {pair.stem for pair in pairs}
     absent = [stem for stem in val or [] if stem not in found]
     if absent:  # a stem not in the folder would be counted as one without a training twin

@@ -2,28 +2,11 @@
 
 from pathlib import Path
 
-import numpy as np
 import pytest
-import torch
 from PIL import Image
 
-from enhance.cli import main
-from enhance.models import create_model
 from enhance.run import OUTPUT_MARK
-from enhance.weights import save_weights
-
-
-@pytest.fixture(scope="module")
-def weights(tmp_path_factory) -> Path:
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("weights") / "saga-s-test.safetensors"
-    save_weights(create_model("saga-s"), path, name="saga-s")
-    return path
-
-
-def dark_rgb(height: int, width: int, seed: int = 0) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    return (rng.random((height, width, 3)) * 50).astype(np.uint8)
+from test_run import dark_rgb, run, weights, written  # noqa: F401 - weights is a fixture used by name
 
 
 @pytest.fixture
@@ -35,14 +18,6 @@ def shots(tmp_path) -> Path:
     Image.fromarray(dark_rgb(24, 32, 2)).save(folder / "b.png")
     Image.fromarray(dark_rgb(24, 32, 3)).save(folder / "day1" / "a.jpg", quality=95)
     return folder
-
-
-def run(*args) -> int:
-    return main(["run", *map(str, args)])
-
-
-def written(out: Path) -> list[str]:
-    return sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file() and p.name != OUTPUT_MARK)
 
 
 def test_a_photo_named_alone_and_again_by_its_folder_keeps_its_subfolder_with_r(shots, weights, tmp_path, capsys):

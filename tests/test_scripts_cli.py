@@ -197,6 +197,28 @@ def test_exposure_spread_labels_shared_ground_truths(pairs, tmp_path, monkeypatc
                                 " share their ground truth with a training pair")
 
 
+def test_exposure_spread_correlates_a_reports_exposure_errors(pairs, tmp_path, monkeypatch, capsys):
+    from enhance.imageio import read_image
+    from enhance.metrics import mean_brightness
+    truth_stops = {stem: np.log2(mean_brightness(read_image(pairs / "high" / f"{stem}.png").pixels))
+                   for stem in ("1", "2", "3")}
+    # A model that lands every photo on one exposure: its error falls exactly as the truth brightens.
+    report = tmp_path / "report.json"
+    report.write_text(json.dumps({"images": [{"name": stem, "exposure_stops": -stops}
+                                             for stem, stops in truth_stops.items()]}))
+    code, out, _ = run_script("exposure_spread", pairs, "--eval", report, monkeypatch=monkeypatch, capsys=capsys)
+    assert code == 0
+    assert out.strip().splitlines()[-1].startswith(f"{report}: 3 images, exposure error's correlation")
+    assert out.strip().endswith("with the ground truth's r = -1.00")
+
+    run = lambda *args: run_script("exposure_spread", *args, monkeypatch=monkeypatch, capsys=capsys)[0]
+    assert_one_line_error(run(pairs, "--eval", tmp_path / "gone.json"), "exposure_spread", "gone.json")
+    (tmp_path / "other.json").write_text('{"psnr": 20}')
+    assert_one_line_error(run(pairs, "--eval", tmp_path / "other.json"), "exposure_spread", "not an `enhance eval")
+    report.write_text(json.dumps({"images": [{"name": "1", "exposure_stops": 0.1}]}))
+    assert_one_line_error(run(pairs, "--eval", report), "exposure_spread", "at least 3")
+
+
 def test_profile_tiled_reports_bad_arguments_before_profiling(tmp_path, monkeypatch, capsys):
     run = lambda *args: run_script("profile_tiled", *args, monkeypatch=monkeypatch, capsys=capsys)
     for args, words in ((("--size", "600by400"), "--size: invalid size value"),

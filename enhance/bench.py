@@ -617,7 +617,9 @@ def save_figure(fig, path: Path) -> None:
 # --------------------------------------------------------------------------- command line
 
 def _csv(text: str) -> list[str]:
-    return [part.strip() for part in text.split(",") if part.strip()]
+    """The comma-separated parts of text, each once, in their order (a cell named twice would be
+    measured twice)."""
+    return list(dict.fromkeys(part.strip() for part in text.split(",") if part.strip()))
 
 
 def add_arguments(parser) -> None:
@@ -675,7 +677,7 @@ def _main(args) -> int:
         if unknown or not values:
             raise SystemExit(f"{name}: unknown {', '.join(unknown) or '(none given)'}; choose from {', '.join(known)}")
     try:
-        sizes = [int(s) for s in _csv(args.sizes)]
+        sizes = list(dict.fromkeys(int(s) for s in _csv(args.sizes)))  # "256,0256" is one size
     except ValueError:
         raise SystemExit(f"--sizes: expected comma-separated integers, got {args.sizes!r}")
     if not sizes or min(sizes) <= 0:

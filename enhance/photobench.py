@@ -121,7 +121,7 @@ def run_one(photo: Path, out_dir: Path, extra: list[str]) -> tuple[float, float]
 
 def main(args) -> int:
     try:
-        sizes = [float(s) for s in args.photo.split(",") if s.strip()]
+        sizes = list(dict.fromkeys(float(s) for s in args.photo.split(",") if s.strip()))  # each size once
     except ValueError:
         raise SystemExit(f"--photo: expected comma-separated megapixels, got {args.photo!r}") from None
     if not sizes or not all(math.isfinite(mp) and mp > 0 for mp in sizes):  # nan and inf parse as floats

@@ -180,3 +180,24 @@ def test_photo_writes_markdown_and_json_naming_machine_and_precision(tmp_path, m
     assert "| 0.01 MP | 116x87 | 2.0 |" in markdown and "precision fp32 (fp32)" in markdown
     result = json.loads((tmp_path / "p.json").read_text())
     assert result["photos"] == [{"megapixels": 0.01, "width": 116, "height": 87, "wall_s": 2.0, "peak_rss_mb": 300.0}]
+
+
+def test_a_cell_or_photo_size_named_twice_is_measured_once(tmp_path, monkeypatch, capsys):
+    seen = {}
+
+    def fake_benchmark(attentions, sizes, modes, **kwargs):
+        seen.update(attentions=attentions, sizes=sizes, modes=modes)
+        return []
+
+    monkeypatch.setattr(bench, "run_benchmark", fake_benchmark)
+    assert cli_main(["bench", "--attention", "saga,linear,saga", "--sizes", "64,128,064", "--mode",
+                     "infer,infer"]) == 0
+    assert seen == {"attentions": ["saga", "linear"], "sizes": [64, 128], "modes": ["infer"]}
+
+    photos = []
+    monkeypatch.setattr(photobench, "run_one", lambda photo, out_dir, extra: photos.append(photo) or (2.0, 300.0))
+    monkeypatch.setattr(photobench, "compare_tiled_with_whole", lambda extra: "tiled vs whole: fine.")
+    monkeypatch.setattr(photobench, "flops_per_megapixel", lambda model, tile: 1e11)
+    monkeypatch.setattr(photobench, "matmul_tflops", lambda dtype: 1.0)
+    assert cli_main(["bench", "--photo", "0.01,0.010,0.02"]) == 0
+    assert len(photos) == 2

@@ -17,8 +17,12 @@ Decisions
   uploads to 8 bits, so 16-bit and float depth would be lost. The file is read with `read_image`, which
   also keeps alpha, ICC and EXIF and applies the EXIF orientation.
 * The download is written with `write_image` in the input's format and bit depth
-  (`output_extension(path, "same")`; HEIC/AVIF become PNG). The before/after slider shows PNG
-  previews (never lossy WebP), at most PREVIEW_SIDE px on the long side.
+  (`download_name`: `output_extension(path, "same")`, so HEIC/AVIF become PNG, except that a
+  JPEG named .jfif or .jpe comes back as .jpg). The before/after slider shows PNG previews
+  (never lossy WebP), at most PREVIEW_SIDE px on the long side.
+* The strength and exposure sliders hand their values on unchecked (`unchecked_slider`): the
+  handler checks them, so an API client sending "0.5", null or 7 gets the app's own one-line
+  message instead of Gradio's generic error.
 * Models are loaded once per name (the start model eagerly, others on first use) and shared by
   all requests. Tiled inference briefly installs hooks on a model's attention layers
   (enhance/tiling.py), so each model runs one photo at a time behind its own lock; the queue's
@@ -76,6 +80,11 @@ MAX_PIXELS = 100_000_000     # larger photos are refused from the header (read_i
 PREVIEW_SIDE = 2048          # long side of the browser previews; the download keeps full size
 QUEUE_SIZE = 32              # requests waiting beyond this are turned away with "queue full"
 DELETE_CACHE = (600, 3600)   # every 10 min, delete Gradio's cached files older than 1 hour
+# Other suffixes of JPEG files (Chrome and Edge on Windows save many web photos as .jfif).
+# read_image reads them by their content, but imageio neither lists them as supported nor
+# writes them (write_image picks the format by suffix), so the app adds them here.
+JPEG_ALIASES = (".jfif", ".jpe")
+UPLOAD_EXTENSIONS = list(dict.fromkeys([*SUPPORTED_EXTENSIONS, *JPEG_ALIASES]))
 TILE_CHOICES = [("auto (256 px on a CPU; fits free memory on a GPU)", "auto"), ("whole image", "0"),
                 ("256 px", "256"), ("512 px", "512"), ("1024 px", "1024")]
 
@@ -185,8 +194,9 @@ class EnhanceHandler:
         strength = parse_number(strength, "strength")
         if not 0.0 <= strength <= 1.0:
             raise gr.Error(f"strength must be between 0 and 1, got {strength}", print_exception=False)
+        exposure = parse_number(exposure, "exposure")  # outside the try: gr.Error is a ValueError too
         try:
-            exposure = check_stops(parse_number(exposure, "exposure"))
+            exposure = check_stops(exposure)
         except ValueError as err:
             raise gr.Error(str(err), print_exception=False) from None
         started = time.perf_counter()
@@ -208,7 +218,7 @@ class EnhanceHandler:
         result = blend(photo, result, strength)
 
         progress(1.0, desc="Saving the result")
-        out_name = Path(name).stem + "_enhanced" + output_extension(name, "same")
+        out_name = download_name(name)
         with tempfile.TemporaryDirectory(dir=self.scratch_dir) as scratch:
             target = Path(scratch) / out_name
             try:
@@ -265,6 +275,36 @@ class _NetworkResult:
     key: Optional[tuple]  # (sha256 of the photo file, model name, tile), None if unknown
     photo: Photo
     enhanced: Photo  # exposure 0, strength 1
+
+
+def unchecked_slider(*args, **kwargs) -> gr.Slider:
+    """gr.Slider(*args, **kwargs) whose value reaches the handler as sent, to be checked there.
+
+    gr.Slider.preprocess compares the value with the bounds before the app sees it: a string
+    or null sent through the API fails there with a TypeError, which a client receives as
+    Gradio's generic "the upstream Gradio app has raised an exception" (and the server log
+    gets a traceback). The handler parses the value (a numeric string such as "0.5" is
+    accepted) and checks the range, with messages that name the control. The page's own
+    sliders send numbers within the bounds, so the browser sees no difference.
+
+    Set on the instance rather than in a subclass: Gradio writes a type stub (webapp.pyi)
+    next to any module that defines a component class.
+    """
+    slider = gr.Slider(*args, **kwargs)
+    slider.preprocess = lambda payload: payload
+    return slider
+
+
+def download_name(upload_name: str) -> str:
+    """The download's file name: "<stem>_enhanced" in the upload's format (see the module docstring).
+
+    A JPEG named .jfif or .jpe comes back as .jpg rather than with its own suffix: those
+    names are rarely chosen (Windows browsers give them), many programs and upload forms
+    refuse them, write_image cannot write them, and .jpg is what `enhance run --ext jpg` writes.
+    """
+    path = Path(upload_name)
+    suffix = ".jpg" if path.suffix.lower() in JPEG_ALIASES else output_extension(path, "same")
+    return path.stem + "_enhanced" + suffix
 
 
 def model_help(names: list[str]) -> str:
@@ -453,16 +493,17 @@ def build_app(model: torch.nn.Module, model_name: str = DEFAULT_MODEL, *, untrai
                         "`--allow-untrained` for testing.", elem_id="untrained-banner")
         with gr.Row():
             with gr.Column():
-                photo = gr.File(label="Dark photo", file_types=list(SUPPORTED_EXTENSIONS), elem_id="photo-input")
+                photo = gr.File(label="Dark photo", file_types=UPLOAD_EXTENSIONS, elem_id="photo-input")
                 model_choice = gr.Dropdown(models.names, value=model_name, label="Model",
                                            info=model_help(models.names))
                 tile = gr.Dropdown(TILE_CHOICES, value="auto", allow_custom_value=True, label="Tile size",
                                    info="Tiles bound the memory a big photo needs; "
                                         "the result is the same as in one piece.")
-                strength = gr.Slider(0.0, 1.0, value=1.0, step=0.05, label="Strength",
-                                     info="1 = the model's output, 0 = the original photo.")
-                exposure = gr.Slider(*EXPOSURE_RANGE, value=0.0, step=0.1, label="Exposure (stops)",
-                                     info="Brighter (+) or darker (-) than the model chose; +1 is twice the light.")
+                strength = unchecked_slider(0.0, 1.0, value=1.0, step=0.05, label="Strength",
+                                            info="1 = the model's output, 0 = the original photo.")
+                exposure = unchecked_slider(*EXPOSURE_RANGE, value=0.0, step=0.1, label="Exposure (stops)",
+                                            info="Brighter (+) or darker (-) than the model chose; "
+                                                 "+1 is twice the light.")
                 button = gr.Button("Enhance", variant="primary", elem_id="enhance-button")
             with gr.Column():
                 slider = gr.ImageSlider(label="Before / after", format="png", interactive=False,

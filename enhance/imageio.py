@@ -59,14 +59,19 @@ Decisions
   `ImageWriteError`. Both print as one line: "<path>: <reason>". Information lost while
   writing (alpha or large EXIF in JPEG) is reported with `warnings.warn(..., ImageIOWarning)`.
 * The pixel limit (`max_pixels`) is checked from the header before pixels are decoded.
+* A written file's temporary name holds its writer's process id and machine, so that
+  `remove_leftover_temps` can remove what a killed process (kill -9) left, and only that.
+  JPEG and WebP sides over `MAX_SIDE` are refused by name before encoding.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import re
 import secrets
+import socket
 import struct
 import warnings
 import zlib
@@ -108,6 +113,10 @@ _HOLDS_FLOAT = {"TIFF"}
 _HOLDS_ALPHA = {"PNG", "WEBP", "TIFF"}
 _HOLDS_GRAY = {"PNG", "JPEG", "TIFF", "BMP"}
 _HOLDS_METADATA = {"PNG", "JPEG", "WEBP", "TIFF"}
+
+# The longest side each format can store, by suffix: libjpeg stops at 65,500 px (below the 65,535 its
+# header could hold), WebP at 16,383. Over it the encoders fail with no useful message.
+MAX_SIDE: dict[str, int] = {".jpg": 65_500, ".jpeg": 65_500, ".webp": 16_383}
 
 _OUTPUT_CHOICES = {"png": ".png", "jpg": ".jpg", "jpeg": ".jpg", "webp": ".webp",
                    "tif": ".tif", "tiff": ".tif", "bmp": ".bmp"}
@@ -712,7 +721,7 @@ def write_image(path, photo: Photo, *, jpeg_quality: int = 95, webp_quality: int
     if fmt is None:
         raise ImageWriteError(path, f"cannot write '{path.suffix}' files (use .png, .jpg, .webp, .tif or .bmp)")
     try:
-        exists = path.exists()
+        exists = path.exists() or path.is_symlink()  # a link to nothing is someone's too: the rename would replace it
     except OSError as err:  # e.g. a name longer than the file system allows
         raise ImageWriteError(path, f"cannot write a file of this name ({err.strerror or err})") from None
     if exists and not overwrite:
@@ -753,12 +762,97 @@ def write_image(path, photo: Photo, *, jpeg_quality: int = 95, webp_quality: int
 def _temp_path(path: Path) -> Path:
     """A new hidden name (batch runs skip it) in `path`'s folder, ending in the real suffix for
     tools that look. It starts with the final name when that fits the file system's limit on
-    name length; otherwise it is short, so that any name that can be written can be written."""
+    name length; otherwise it is short, so that any name that can be written can be written.
+
+    It names its writer, `enhance-PID-MACHINE-`, so that a later run can remove it if a kill -9
+    stopped that process before it could (remove_leftover_temps). A final name within a few
+    bytes of the limit keeps its stem visible instead, and a leftover of it can only be named.
+    """
     token = secrets.token_hex(4)
-    name = f".{path.stem}.{token}.tmp{path.suffix}"
-    if len(os.fsencode(name)) > _longest_name(path.parent):
-        name = f".{token}.tmp{path.suffix}"
-    return path.with_name(name)
+    owned = f"enhance-{os.getpid()}-{_machine_tag()}-{token}"
+    longest = _longest_name(path.parent)
+    for name in (f".{path.stem}.{owned}.tmp{path.suffix}", f".{path.stem}.{token}.tmp{path.suffix}"):
+        if len(os.fsencode(name)) <= longest:
+            return path.with_name(name)
+    return path.with_name(f".{owned}.tmp{path.suffix}")
+
+
+# _temp_path's names: with their writer's process id and machine tag, and without (a name near the
+# limit, or one an older version wrote). Only our suffixes: nothing else is ever taken for ours.
+_OUR_SUFFIX = r"\.tmp\.(?i:png|jpe?g|webp|tiff?|bmp)"
+_TEMP_WITH_WRITER = re.compile(r"\.(?:.*\.)?enhance-(?P<pid>[0-9]+)-(?P<machine>[0-9a-f]{8})-[0-9a-f]{8}" + _OUR_SUFFIX)
+_TEMP_WITHOUT_WRITER = re.compile(r"\.(?:.*\.)?[0-9a-f]{8}" + _OUR_SUFFIX)
+
+
+def _machine_tag() -> str:
+    """8 hex digits for the machine as it runs now: host name, boot and process-id namespace.
+
+    A process id means something only there. Another machine writing to a shared disk, a
+    container with its own process ids, or a run before a restart has another tag, so that its
+    temporary files are never taken for a dead process's here.
+    """
+    parts = [socket.gethostname()]
+    for read in (lambda: Path("/proc/sys/kernel/random/boot_id").read_text().strip(),
+                 lambda: os.readlink("/proc/self/ns/pid")):
+        try:
+            parts.append(read())
+        except OSError:  # not Linux: the host name alone
+            parts.append("")
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:8]
+
+
+def remove_leftover_temps(folder) -> tuple[list[Path], list[Path]]:
+    """Remove the temporary files in `folder` that write_image's processes left when killed
+    before they could (kill -9, the OOM killer). Returns (removed, unsure).
+
+    Removed are only plain files by _temp_path's name whose writer, on this machine, is no
+    longer running. Unsure are files by its name whose writer cannot be checked: another
+    machine's (or container's, or a run's before a restart), or a name without a writer; they
+    are left alone, for the caller to name. Files of running writers are not listed.
+    """
+    removed, unsure = [], []
+    machine = _machine_tag()
+    try:
+        entries = sorted(os.scandir(folder), key=lambda entry: entry.name)
+    except OSError:  # a folder we cannot read holds nothing we can clean
+        return removed, unsure
+    for entry in entries:
+        owned = _TEMP_WITH_WRITER.fullmatch(entry.name)
+        if not (owned or _TEMP_WITHOUT_WRITER.fullmatch(entry.name)) or not entry.is_file(follow_symlinks=False):
+            continue  # not ours: ours are plain files by our names
+        path = Path(folder, entry.name)
+        if not owned or owned["machine"] != machine:
+            unsure.append(path)
+            continue
+        gone = _process_gone(int(owned["pid"]))
+        if gone is None:
+            unsure.append(path)
+        elif gone:
+            try:
+                path.unlink()
+                removed.append(path)
+            except FileNotFoundError:  # another process cleaning the folder took it first
+                pass
+            except OSError:
+                unsure.append(path)
+    return removed, unsure
+
+
+def _process_gone(pid: int) -> bool | None:
+    """Whether process `pid` of this machine has ended; None when that cannot be told."""
+    if os.name == "nt" or pid < 1:  # on Windows, os.kill would end the process, not test it
+        return None
+    if pid == os.getpid():
+        return False  # this very process: a write of its own in progress
+    try:
+        os.kill(pid, 0)  # signal 0: no signal is sent, only the check that the process exists
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # it exists, run by another user
+        return False
+    except (OSError, OverflowError):
+        return None
+    return False
 
 
 def _longest_name(folder: Path) -> int:
@@ -775,6 +869,10 @@ def _prepare_for_format(path: Path, photo: Photo, fmt: str):
     pixels = np.asarray(photo.pixels)
     if pixels.ndim != 3 or pixels.shape[2] != 3:
         raise ImageWriteError(path, f"pixels must be H x W x 3 (RGB), got shape {pixels.shape}")
+    height, width = pixels.shape[:2]
+    limit = MAX_SIDE.get(path.suffix.lower())
+    if limit and max(height, width) > limit:
+        raise ImageWriteError(path, f"{width}x{height} is too large for {fmt} (at most {limit:,} px a side)")
     if photo.bit_depth == 32 and fmt in _HOLDS_FLOAT:
         dtype = np.float32
     elif photo.bit_depth >= 16 and fmt in _HOLDS_16BIT:

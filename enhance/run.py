@@ -28,8 +28,8 @@ import torch
 from tqdm import tqdm
 
 from .exposure import EXPOSURE_RANGE, check_stops
-from .imageio import (DEFAULT_MAX_PIXELS, SUPPORTED_EXTENSIONS, ImageIOWarning, ImageReadError, ImageWriteError,
-                      is_image_path, output_extension, read_image, write_image)
+from .imageio import (DEFAULT_MAX_PIXELS, MAX_SIDE, SUPPORTED_EXTENSIONS, ImageIOWarning, ImageReadError,
+                      ImageWriteError, is_image_path, output_extension, read_image, remove_leftover_temps, write_image)
 from .inference import DEVICES, PRECISIONS, resolve_device, resolve_precision
 from .models import DEFAULT_MODEL, list_models
 from .pipeline import ANY_EXPOSURE_MODEL, check_strength, enhance_photo, input_level_note
@@ -175,13 +175,45 @@ def plan_jobs(inputs: list[tuple[Path, Path]], out_dir: Path, suffix: str, ext: 
         if key in claimed:
             other = claimed[key]
             # --suffix and --ext change both names alike; only another place parts them.
-            advice = "give them separate -o folders" + (
-                ", or use -r from a folder above both to mirror its subfolders" if other.name == source.name else "")
+            advice = "give them separate -o folders"
+            if other.name == source.name and not recursive:
+                advice += ", or use -r from a folder above both to mirror its subfolders"
+            elif other.name == source.name:  # -r was given, but each was named on its own: no subfolder to mirror
+                above = os.path.commonpath([os.path.abspath(source.parent), os.path.abspath(other.parent)])
+                advice += (f", or name one folder above both, such as {above}, instead of each: -r mirrors "
+                           "only the subfolders below a folder or glob that is named")
             errors.append(f"{source}: would write {destination}, which {other} also writes ({advice})")
             continue
         claimed[key] = source
         jobs.append(Job(source, destination))
     return jobs, errors
+
+
+def _refuse_outputs_onto_themselves(jobs: list[Job], output: Path) -> tuple[list[Job], list[str]]:
+    """The jobs whose output is not their own photo, and an error for each that is.
+
+    Into the input folder with no --suffix and the same format, a photo's output is the photo
+    itself. It is not an earlier output (--skip-existing would count it as done) and may not be
+    replaced (--overwrite); when that is so of every photo, the command line is the mistake.
+    """
+    kept, errors = [], []
+    for job in jobs:
+        if _file_key(job.destination) == _file_key(job.source) or _same_file(job.destination, job.source):
+            errors.append(f"{job.source}: its output would be the photo itself (use --suffix, --ext or another -o)")
+        else:
+            kept.append(job)
+    if errors and not kept:
+        raise UsageError(f"{output}: every output would be its own input photo (same folder, name and format); "
+                         "add --suffix, e.g. --suffix _enhanced, or choose another --ext or -o")
+    return kept, errors
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    """Two names of one file: on a file system that ignores case, IMG_1.JPG is also IMG_1.jpg (--ext jpg)."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them is not there (yet)
+        return False
 
 
 def spare_input_photos(jobs: list[Job], inputs: list[tuple[Path, Path]]) -> tuple[list[Job], list[str]]:
@@ -367,6 +399,8 @@ def _main(args) -> int:
         if not args.allow_input_folder and any(_file_key(job.destination.parent) in input_dirs for job in jobs):
             raise UsageError(f"{args.output}: outputs would land in a folder holding input photos; choose another "
                              "output folder or pass --allow-input-folder")
+        jobs, own_errors = _refuse_outputs_onto_themselves(jobs, args.output)
+        plan_errors += own_errors
         if args.overwrite:
             jobs, overwrite_errors = spare_input_photos(jobs, inputs)
             plan_errors += overwrite_errors
@@ -407,8 +441,28 @@ def _main(args) -> int:
 
 def _say_left_out(files: list[Path], why: str) -> None:
     if files:
-        names = ", ".join(str(f) for f in files[:3]) + (", ..." if len(files) > 3 else "")
-        print(f"enhance run: left out {_count(len(files), 'file')} {why}: {names}", file=sys.stderr)
+        print(f"enhance run: left out {_count(len(files), 'file')} {why}: {_names(files)}", file=sys.stderr)
+
+
+def _names(files: list[Path]) -> str:
+    return ", ".join(str(f) for f in files[:3]) + (", ..." if len(files) > 3 else "")
+
+
+def _clean_leftover_temps(folders: set[Path], label: str) -> None:
+    """Remove the temporary files that a killed run (kill -9, which leaves no time to clean up) left
+    in the folders this run writes into, and name those that may not be removed (remove_leftover_temps)."""
+    removed, unsure = [], []
+    for folder in sorted(folders):
+        gone, kept = remove_leftover_temps(folder)
+        removed += gone
+        unsure += kept
+    if removed:
+        print(f"{label}enhance run: removed {_count(len(removed), 'temporary file')} that a killed run of this "
+              f"machine left: {_names(removed)}", file=sys.stderr)
+    if unsure:
+        print(f"{label}enhance run: left alone {_count(len(unsure), 'temporary file')} that a run may still be "
+              f"writing (one on another machine, from before a restart, or by an older version); remove them once "
+              f"none is: {_names(unsure)}", file=sys.stderr)
 
 
 def _count(n: int, noun: str) -> str:
@@ -422,19 +476,29 @@ def _run_jobs(args, jobs: list[Job], failed: list[str], model, tile, exposure: f
     done = skipped = 0
     megapixels = 0.0
     start = time.perf_counter()
+    _clean_leftover_temps({job.destination.parent for job in jobs}, label)
     files_bar = tqdm(jobs, desc=f"{label}photos", unit="photo", disable=None)
     for job in files_bar:
         try:
             if job.destination.is_dir():
                 failed.append(f"{job.source}: output {job.destination} is a folder")
                 continue
-            if job.destination.exists() and not args.overwrite:
+            # A link to nothing is the user's too (a moved file, an annexed one not here): it is
+            # treated as an existing output, where the rename would replace the link unsaid.
+            dangling = job.destination.is_symlink() and not job.destination.exists()
+            if (dangling or job.destination.exists()) and not args.overwrite:
                 if args.skip_existing:
                     skipped += 1
                     continue
-                failed.append(f"{job.source}: output {job.destination} exists (use --overwrite or --skip-existing)")
+                what = ("exists as a symbolic link to nothing (use --overwrite to replace the link, or --skip-existing)"
+                        if dangling else "exists (use --overwrite or --skip-existing)")
+                failed.append(f"{job.source}: output {job.destination} {what}")
                 continue
             photo = read_image(job.source, max_pixels=max_pixels)
+            too_wide = _unwritable_size(job.destination, photo)  # before the network pass, which may take minutes
+            if too_wide:
+                failed.append(f"{job.source}: {too_wide}")
+                continue
             for note in photo.notes:
                 tqdm.write(f"{job.source}: {note}", file=sys.stderr)
             if level := input_level_note(photo):  # remedies the user is not using yet
@@ -443,10 +507,6 @@ def _run_jobs(args, jobs: list[Job], failed: list[str], model, tile, exposure: f
                 if not args.weights and args.model != ANY_EXPOSURE_MODEL:
                     remedies.append(f"--model {ANY_EXPOSURE_MODEL}")
                 tqdm.write(f"{job.source}: {level.with_advice(remedies)}", file=sys.stderr)
-            too_wide = _unwritable_size(job.destination, photo)
-            if too_wide:
-                failed.append(f"{job.source}: {too_wide}")
-                continue
             with tqdm(total=1, desc=f"{label}{job.source.name}", unit="tile", leave=False, disable=None) as tiles_bar:
                 def on_tile(n_done: int, total: int) -> None:
                     tiles_bar.total = total
@@ -491,14 +551,12 @@ def _run_jobs(args, jobs: list[Job], failed: list[str], model, tile, exposure: f
     return 1 if failed else 0
 
 
-# WebP stores at most 16383 px a side: better said before the network pass than after it.
-_MAX_SIDE = {".webp": 16383}
-
-
 def _unwritable_size(destination: Path, photo) -> Optional[str]:
-    limit = _MAX_SIDE.get(destination.suffix.lower())
+    """Why the photo cannot be written at destination (JPEG's and WebP's side limits), or None.
+    write_image says so too, but only after the network pass, which may take minutes on such a photo."""
+    limit = MAX_SIDE.get(destination.suffix.lower())
     height, width = photo.pixels.shape[:2]
     if limit and max(height, width) > limit:
-        return (f"{width}x{height} is too large for {destination.suffix} (at most {limit} px a side); "
+        return (f"{width}x{height} is too large for {destination.suffix} (at most {limit:,} px a side); "
                 "use --ext png or --ext tif")
     return None

@@ -119,9 +119,11 @@ def photo_tensor(image: np.ndarray) -> torch.Tensor:
     """H x W x 3 uint8 / uint16 / float in [0, 1] -> (1, 3, H, W), integers left as they are.
 
     uint8 (and uint16, where PyTorch has it) stay integers, so that the tiled pass can convert
-    them a window at a time (to_unit_float); other photos become float32 in [0, 1]. NaN in a
-    float photo is taken as 0 (black), as a raw converter's masked pixels are; infinity and
-    values outside [0, 1] are refused (`imageio.read_image` clips them with a note instead).
+    them a window at a time (to_unit_float); other photos become float32 in [0, 1]. A float
+    photo holding NaN or infinity is refused, with the count of such pixels: taking them as
+    black would hand back wrong pixels without a word, and in a float (HDR, TIFF) pipeline they
+    usually mean an upstream bug. Values outside [0, 1] are refused too. (`imageio.read_image`
+    instead clips both to [0, 1], NaN to 0, with a note: a file on disk is what it is.)
     """
     if not isinstance(image, np.ndarray):  # a torch tensor, a PIL image, a list: say so, not fail deep inside
         raise TypeError(f"expected an H x W x 3 NumPy array, got {type(image).__module__}.{type(image).__name__}")
@@ -136,13 +138,15 @@ def photo_tensor(image: np.ndarray) -> torch.Tensor:
     elif image.dtype == np.uint16:
         pixels = convert_pixels(image, np.float32)
     elif np.issubdtype(image.dtype, np.floating):
-        pixels = image.astype(np.float32)
-        low, high = (pixels.min(), pixels.max()) if pixels.size else (0.0, 0.0)
-        if np.isnan(low) or np.isnan(high):  # min/max are NaN when any value is: the slow path
-            np.nan_to_num(pixels, copy=False)
-            low, high = pixels.min(), pixels.max()
+        # Checked before the conversion to float32, which would turn a float64 1e300 into infinity.
+        low, high = image.min(), image.max()  # NaN when any value is NaN; +-inf shows as either
+        if not (np.isfinite(low) and np.isfinite(high)):  # only then the slow, per-pixel count
+            bad = int(np.count_nonzero(~np.isfinite(image).all(axis=2)))
+            raise ValueError(f"image: non-finite pixels (NaN or infinity): {bad} of {image.shape[0] * image.shape[1]}; "
+                             "replace them first, e.g. np.nan_to_num(image, nan=0.0, posinf=1.0, neginf=0.0)")
         if low < 0 or high > 1:
-            raise ValueError("float images must hold values in [0, 1]")
+            raise ValueError(f"float images must hold values in [0, 1]; this one spans {low:g} to {high:g}")
+        pixels = image.astype(np.float32)
     else:
         raise ValueError(f"unsupported image dtype {image.dtype}; use uint8, uint16 or float in [0, 1]")
     pixels = np.ascontiguousarray(pixels)
@@ -176,6 +180,45 @@ def from_tensor(tensor: torch.Tensor, dtype: np.dtype) -> np.ndarray:
     return out
 
 
+def check_tile(tile) -> Union[int, str]:
+    """`tile` as "auto" or a whole number of pixels (0: whole image), or a one-line ValueError.
+
+    int() alone would truncate 256.5 to 256 and take True as 1 without a word; integral floats
+    (256.0, as arithmetic or a config file may give) are taken, as are strings of digits.
+    """
+    if isinstance(tile, str) and tile == "auto":
+        return tile
+    side = -1
+    if not isinstance(tile, (bool, np.bool_)):
+        try:
+            side = int(tile)
+        except (TypeError, ValueError, OverflowError):  # None, "abc", inf: int()'s message would not name the option
+            pass
+        else:
+            if not isinstance(tile, str) and side != tile:  # a fraction, which int() truncated
+                side = -1
+    if side < 0:
+        raise ValueError(f"tile size must be 0 (whole image), a positive whole number of pixels, or 'auto'; "
+                         f"got {tile!r}")
+    return side
+
+
+def check_weights_dtype(model: SAGAUNet) -> None:
+    """A one-line ValueError unless the model's weights are float32.
+
+    `precision` chooses the compute precision by autocast, from float32 weights. Weights cast to
+    bf16 or fp16 (model.to(torch.bfloat16)) cannot run: the output head works in fp32 on purpose
+    (SAGAUNet's OutputHead), and PyTorch would fail deep inside a convolution. Casting the
+    caller's model back would change it under them; float32 weights with precision="bf16" run
+    the same bf16 compute.
+    """
+    dtypes = {p.dtype for p in model.parameters() if p.is_floating_point()}
+    if dtypes - {torch.float32}:
+        names = ", ".join(sorted(str(d).removeprefix("torch.") for d in dtypes))
+        raise ValueError(f"model: its weights are {names}, but enhance needs float32 weights; call model.float() "
+                         "and pass precision='bf16' for bf16 compute")
+
+
 def enhance_tensor(model: SAGAUNet, x: torch.Tensor, *, tile: Union[int, str] = "auto", precision: str = "auto",
                    on_tile: Optional[Callable[[int, int], None]] = None) -> torch.Tensor:
     """(1, 3, H, W) float in [0, 1] -> enhanced (1, 3, H, W) float32, on the model's device.
@@ -183,9 +226,24 @@ def enhance_tensor(model: SAGAUNet, x: torch.Tensor, *, tile: Union[int, str] = 
     x may also hold uint8 or uint16 pixels (photo_tensor): on the CPU the tiled pass converts
     them a window at a time, so no photo-sized float copy of the input is made.
 
-    tile: "auto" (see auto_tile_size), 0 (whole image) or a tile side in pixels. On an
-    out-of-memory error the tile side is halved and the photo restarted, down to 128 px.
+    tile: "auto" (see auto_tile_size), 0 (whole image) or a tile side in whole pixels (256.0 is
+    taken, 256.5 and True are refused). On an out-of-memory error the tile side is halved and
+    the photo restarted, down to 128 px. A model whose attention cannot tile exactly
+    (capabilities["exact_tiling"] false: the channel, sra and softmax research models) runs
+    whole-image under "auto", and refuses any tile side, even one the photo fits in, so that a
+    batch does not fail only on its larger photos.
+
+    precision: the autocast precision (resolve_precision). The model's weights must be float32
+    (check_weights_dtype): a model cast with model.to(torch.bfloat16) is refused with the fix,
+    model.float() and precision="bf16".
     """
+    tile = check_tile(tile)
+    check_weights_dtype(model)
+    # A module without SAGAUNet's capabilities (a test's stand-in) is taken at its word: tiling is tried.
+    can_tile = getattr(model, "capabilities", {}).get("exact_tiling", True)
+    if tile != "auto" and tile > 0 and not can_tile:
+        raise ValueError(f"tile={tile}: this model's {model.config.attention!r} attention cannot be tiled "
+                         "(its global state is not a sum over pixels); use tile=0 or 'auto' for the whole image")
     device = next(model.parameters()).device
     dtype = resolve_precision(precision, device)
     if device.type == "cpu":
@@ -194,14 +252,10 @@ def enhance_tensor(model: SAGAUNet, x: torch.Tensor, *, tile: Union[int, str] = 
         x = to_unit_float(x).to(device)
     height, width = x.shape[-2:]
     if tile == "auto":
-        side = auto_tile_size(model, height, width, device)
+        # "auto" chooses for the caller, and for a model that cannot tile the whole image is the only choice.
+        side = auto_tile_size(model, height, width, device) if can_tile else 0
     else:
-        try:
-            side = int(tile)
-        except (TypeError, ValueError):  # None, "abc": int()'s own message would not say which option
-            side = -1
-    if side < 0:
-        raise ValueError(f"tile size must be 0 (whole image), positive, or 'auto'; got {tile!r}")
+        side = tile
     while True:
         try:
             if side == 0 or (side >= height and side >= width):
@@ -213,7 +267,8 @@ def enhance_tensor(model: SAGAUNet, x: torch.Tensor, *, tile: Union[int, str] = 
                 out = run_tiled(model, x, side, on_tile=on_tile, dtype=dtype, map_budget=feature_map_budget(device))
             break
         except Exception as err:  # noqa: BLE001 - only out-of-memory errors are retried
-            if not _is_out_of_memory(err) or (0 < side <= MIN_TILE):
+            # A model that cannot tile has no smaller pass to retry with: its out-of-memory error stands.
+            if not _is_out_of_memory(err) or (0 < side <= MIN_TILE) or not can_tile:
                 raise
             if device.type == "cuda":
                 torch.cuda.empty_cache()

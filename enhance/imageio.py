@@ -100,8 +100,11 @@ if not features.check("avif"):  # Pillow >= 11.3 decodes AVIF itself; older ones
 
 
 SUPPORTED_EXTENSIONS: tuple[str, ...] = (
-    ".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp", ".heic", ".heif", ".avif", ".gif",
+    ".png", ".jpg", ".jpeg", ".jfif", ".jpe", ".webp", ".tif", ".tiff", ".bmp", ".heic", ".heif", ".avif", ".gif",
 )
+# Other names of JPEG files (Chrome and Edge on Windows save many web photos as .jfif): read as
+# JPEG, and written back as .jpg, since many programs and upload forms refuse these names.
+JPEG_ALIASES: tuple[str, ...] = (".jfif", ".jpe")
 WRITABLE_EXTENSIONS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp")
 DEFAULT_MAX_PIXELS = 200_000_000
 
@@ -184,12 +187,15 @@ def output_extension(input_path, ext: str) -> str:
 
     `ext` is "same", "png", "jpg", "webp", "tif" (also "jpeg", "tiff", "bmp").
     "same" keeps the input's suffix, spelled as the input spells it (".JPG" stays
-    ".JPG"), when we can write that format; HEIC, HEIF, AVIF and anything else we
-    cannot write become ".png", which is lossless and keeps alpha, ICC and EXIF.
+    ".JPG"), when we can write that format; a JPEG named .jfif or .jpe becomes ".jpg";
+    HEIC, HEIF, AVIF and anything else we cannot write become ".png", which is lossless
+    and keeps alpha, ICC and EXIF.
     """
     choice = ext.lower().lstrip(".")
     if choice == "same":
         suffix = Path(input_path).suffix
+        if suffix.lower() in JPEG_ALIASES:
+            return ".jpg"
         return suffix if suffix.lower() in WRITABLE_EXTENSIONS else ".png"
     if choice not in _OUTPUT_CHOICES:
         raise ValueError(f"unknown output format {ext!r}: use same, png, jpg, webp or tif")

@@ -17,9 +17,9 @@ Decisions
   uploads to 8 bits, so 16-bit and float depth would be lost. The file is read with `read_image`, which
   also keeps alpha, ICC and EXIF and applies the EXIF orientation.
 * The download is written with `write_image` in the input's format and bit depth
-  (`download_name`: `output_extension(path, "same")`, so HEIC/AVIF become PNG, except that a
-  JPEG named .jfif or .jpe comes back as .jpg). The before/after slider shows PNG previews
-  (never lossy WebP), at most PREVIEW_SIDE px on the long side.
+  (`output_extension(path, "same")`: HEIC/AVIF become PNG, and a JPEG named .jfif or .jpe comes
+  back as .jpg). The before/after slider shows PNG previews (never lossy WebP), at most
+  PREVIEW_SIDE px on the long side.
 * The strength and exposure sliders hand their values on unchecked (`unchecked_slider`): the
   handler checks them, so an API client sending "0.5", null or 7 gets the app's own one-line
   message instead of Gradio's generic error.
@@ -80,11 +80,6 @@ MAX_PIXELS = 100_000_000     # larger photos are refused from the header (read_i
 PREVIEW_SIDE = 2048          # long side of the browser previews; the download keeps full size
 QUEUE_SIZE = 32              # requests waiting beyond this are turned away with "queue full"
 DELETE_CACHE = (600, 3600)   # every 10 min, delete Gradio's cached files older than 1 hour
-# Other suffixes of JPEG files (Chrome and Edge on Windows save many web photos as .jfif).
-# read_image reads them by their content, but imageio neither lists them as supported nor
-# writes them (write_image picks the format by suffix), so the app adds them here.
-JPEG_ALIASES = (".jfif", ".jpe")
-UPLOAD_EXTENSIONS = list(dict.fromkeys([*SUPPORTED_EXTENSIONS, *JPEG_ALIASES]))
 TILE_CHOICES = [("auto (256 px on a CPU; fits free memory on a GPU)", "auto"), ("whole image", "0"),
                 ("256 px", "256"), ("512 px", "512"), ("1024 px", "1024")]
 
@@ -218,7 +213,7 @@ class EnhanceHandler:
         result = blend(photo, result, strength)
 
         progress(1.0, desc="Saving the result")
-        out_name = download_name(name)
+        out_name = Path(name).stem + "_enhanced" + output_extension(name, "same")
         with tempfile.TemporaryDirectory(dir=self.scratch_dir) as scratch:
             target = Path(scratch) / out_name
             try:
@@ -293,18 +288,6 @@ def unchecked_slider(*args, **kwargs) -> gr.Slider:
     slider = gr.Slider(*args, **kwargs)
     slider.preprocess = lambda payload: payload
     return slider
-
-
-def download_name(upload_name: str) -> str:
-    """The download's file name: "<stem>_enhanced" in the upload's format (see the module docstring).
-
-    A JPEG named .jfif or .jpe comes back as .jpg rather than with its own suffix: those
-    names are rarely chosen (Windows browsers give them), many programs and upload forms
-    refuse them, write_image cannot write them, and .jpg is what `enhance run --ext jpg` writes.
-    """
-    path = Path(upload_name)
-    suffix = ".jpg" if path.suffix.lower() in JPEG_ALIASES else output_extension(path, "same")
-    return path.stem + "_enhanced" + suffix
 
 
 def model_help(names: list[str]) -> str:
@@ -493,7 +476,7 @@ def build_app(model: torch.nn.Module, model_name: str = DEFAULT_MODEL, *, untrai
                         "`--allow-untrained` for testing.", elem_id="untrained-banner")
         with gr.Row():
             with gr.Column():
-                photo = gr.File(label="Dark photo", file_types=UPLOAD_EXTENSIONS, elem_id="photo-input")
+                photo = gr.File(label="Dark photo", file_types=list(SUPPORTED_EXTENSIONS), elem_id="photo-input")
                 model_choice = gr.Dropdown(models.names, value=model_name, label="Model",
                                            info=model_help(models.names))
                 tile = gr.Dropdown(TILE_CHOICES, value="auto", allow_custom_value=True, label="Tile size",

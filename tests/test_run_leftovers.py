@@ -204,3 +204,11 @@ def test_temporary_names_carry_their_writer_and_are_recognised(tmp_path):
     # A name within a few bytes of the limit keeps its stem instead: such a leftover can only be named.
     temp = imageio._temp_path(tmp_path / ("z" * 237 + ".png"))
     assert temp.name.startswith("." + "z" * 237) and imageio._TEMP_WITHOUT_WRITER.fullmatch(temp.name)
+
+
+def test_a_jfif_jpeg_is_read_and_comes_back_as_a_jpg():
+    # Windows browsers save web photos as .jfif: they were not found in folders and came back as PNG.
+    from enhance.imageio import is_image_path, output_extension
+    for name in ("a.jfif", "a.JFIF", "a.jpe"):
+        assert is_image_path(Path(name)) and output_extension(name, "same") == ".jpg"
+    assert output_extension("a.jfif", "png") == ".png"

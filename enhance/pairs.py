@@ -26,19 +26,24 @@ Choices made here, so that a benchmark number always means the same thing:
 - A LOL-v2 root holding both ``Real_captured/`` and ``Synthetic/`` is an error: they are two
   separate benchmarks and are reported separately, so the user must point at one.
 - Pairs are matched by file name without extension, never by listing order. LOL-v2 names its
-  files ``low00001.png`` / ``normal00001.png``; a leading ``low`` / ``normal`` followed by a
-  number is ignored when matching (so ``lowtide.png`` keeps its name).
+  files ``low00001.png`` / ``normal00001.png``, and many datasets ``low_001.png`` /
+  ``high_001.png``; a leading ``low`` / ``high`` / ``normal`` (with an optional ``_`` or ``-``)
+  followed by a number is ignored when matching (so ``lowtide.png`` keeps its name).
 - Nothing is skipped silently: images without a partner and pairs whose pixel sizes differ are
   listed in the returned :class:`PairSet` (see :meth:`PairSet.problems`).
 """
 
 from __future__ import annotations
 
+import os
 import re
+import struct
+import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import tifffile
 from PIL import Image
 
 __all__ = [
@@ -75,8 +80,13 @@ _TRAIN_SPLITS = ("our485", "Train")  # the ones training picks first
 SPLITS = ("test", "train")  # what find_pairs(split=...) takes
 _LOLV2_CATEGORIES = {"real_captured": "LOL-v2-real", "synthetic": "LOL-v2-synthetic"}
 
-# Only strip the prefix before a number: LOL-v2's "low00001" / "normal00001", not "lowtide".
-_PREFIX = re.compile(r"^(?:low|normal)[_-]?(?=\d)", re.IGNORECASE)
+# Only strip the prefix before a number: LOL-v2's "low00001" / "normal00001" and the common
+# "low_001" / "high_001", not "lowtide" or "highway".
+_PREFIX = re.compile(r"^(?:low|high|normal)[_-]?(?=\d)", re.IGNORECASE)
+
+_TIFF_SIGNATURES = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")  # classic and BigTIFF
+_ORIENTATION = 0x0112  # EXIF/TIFF tag 274
+_QUARTER_TURNS = (5, 6, 7, 8)  # orientations that swap width and height
 
 
 class PairError(Exception):
@@ -118,7 +128,7 @@ def _natural_name(path: Path) -> list:
 
 
 def pair_key(stem: str) -> str:
-    """The name two partner files share: the stem without a LOL-v2 low/normal prefix."""
+    """The name two partner files share: the stem without a low/high/normal prefix before a number."""
     return _PREFIX.sub("", stem).lower()
 
 
@@ -213,12 +223,73 @@ def find_unpaired(folder: Path | str) -> PairSet:
 def image_size(path: Path) -> tuple[int, int]:
     """(width, height) as read_image gives the picture: upright, after its EXIF orientation.
 
-    PIL reads only the header here, not the pixels.
+    Only headers are read, not the pixels, so that every pair can be checked before any is decoded.
+    Raises OSError for a file whose header cannot be read.
     """
-    with Image.open(path) as im:
-        width, height = im.size
-        quarter_turn = im.getexif().get(0x0112) in (5, 6, 7, 8)  # these orientations swap the sides
-    return (height, width) if quarter_turn else (width, height)
+    path = Path(path)
+    with open(path, "rb") as f:
+        head = f.read(8)
+    if head[:4] in _TIFF_SIGNATURES:
+        size = _tiff_size(path)
+        if size is not None:
+            return size
+    with warnings.catch_warnings():
+        # Pillow's decompression-bomb guard is about decoding; read_image applies the project's own limit then.
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        try:
+            im = Image.open(path)
+        except Image.DecompressionBombError as err:  # not an OSError: check_sizes would let it out as a traceback
+            raise OSError(f"too large for a header check ({err})") from None
+    with im:
+        if im.format == "TIFF":
+            # Pillow (12.3) reports a TIFF's size already turned by its orientation tag: start from the stored size.
+            width, height = im.tag_v2.get(256, im.width), im.tag_v2.get(257, im.height)
+            orientation = im.tag_v2.get(_ORIENTATION)
+        else:
+            width, height = im.size
+            if im.format == "PNG" and not _png_metadata_after_pixels(path):
+                # Pillow's PNG getexif() decodes every pixel to look for an eXIf chunk stored after them;
+                # there is none here, so the metadata read with the header is all there is.
+                exif = Image.Image.getexif(im)
+            else:
+                exif = im.getexif()  # the call read_image makes, so both find the same orientation
+            orientation = exif.get(_ORIENTATION)
+    return (height, width) if orientation in _QUARTER_TURNS else (width, height)
+
+
+def _tiff_size(path: Path) -> tuple[int, int] | None:
+    """A TIFF's upright (width, height) from its first directory, or None if tifffile cannot parse it.
+
+    tifffile, as read_image uses for 16-bit and floating-point TIFFs: Pillow cannot open float ones at all.
+    """
+    try:
+        with tifffile.TiffFile(path) as tif:
+            page = tif.pages[0]
+            width, height = page.imagewidth, page.imagelength
+            orientation = page.tags.valueof(_ORIENTATION)
+    except Exception:  # tifffile raises several kinds for a damaged file; Pillow then has its say
+        return None
+    return (height, width) if orientation in _QUARTER_TURNS else (width, height)
+
+
+def _png_metadata_after_pixels(path: Path) -> bool:
+    """Whether a PNG holds a chunk that can carry EXIF or XMP (eXIf, tEXt, zTXt, iTXt) after its first
+    pixel chunk (IDAT), found by walking the chunk headers: cheap, the pixel data is skipped."""
+    seen_pixels = False
+    with open(path, "rb") as f:
+        f.seek(8)  # past the PNG signature
+        while True:
+            header = f.read(8)
+            if len(header) < 8:
+                return False
+            length, kind = struct.unpack(">I4s", header)
+            if kind == b"IDAT":
+                seen_pixels = True
+            elif kind == b"IEND":
+                return False
+            elif seen_pixels and kind in (b"eXIf", b"tEXt", b"zTXt", b"iTXt"):
+                return True
+            f.seek(length + 4, os.SEEK_CUR)  # the chunk's data and CRC
 
 
 def check_sizes(
@@ -316,8 +387,13 @@ def _recognise(data: Path, split: str = "test") -> tuple[str, Path, Path]:
     if not any(data.iterdir()):
         raise PairError(f"{data}: folder is empty; expected {EXPECTED_LAYOUTS}")
     hint = ""
-    if any(p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS for p in data.iterdir()):
+    images = [p for p in data.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS]
+    if images:
         hint = " (it holds images directly, not folders of pairs)"  # eval adds its --no-reference
+        if any(re.match(r"(?:low|high)[_-]?\d", p.stem, re.IGNORECASE) for p in images):
+            # low_001.png beside high_001.png: one folder of each is all that is missing.
+            hint = (" (it holds images directly, not folders of pairs: move the low_ images into low/ and the "
+                    "high_ ones into high/)")
     raise PairError(f"{data}: no recognised layout{hint}; expected {EXPECTED_LAYOUTS}")
 
 

@@ -4,6 +4,10 @@
     model = enhance.load_model()                  # the default model with its shipped weights
     bright = enhance.enhance_image(model, photo)  # H x W x 3 uint8 / uint16 / float in [0, 1]
     brighter = enhance.adjust_exposure(bright, 0.5)  # half a stop more light, as `--exposure 0.5`
+
+    # A file in, a file out, as `enhance run` does: bit depth, alpha, ICC and EXIF kept.
+    dark = enhance.read_image("dark.jpg")
+    enhance.write_image("bright.jpg", enhance.enhance_photo(model, dark, exposure=0.5))
 """
 
 import importlib
@@ -15,6 +19,9 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "adjust_exposure": ".exposure",
     "enhance_image": ".inference",
+    "enhance_photo": ".pipeline",
+    "read_image": ".imageio",
+    "write_image": ".imageio",
     "create_model": ".models",
     "list_models": ".models",
     "load_model": ".weights",

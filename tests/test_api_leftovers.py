@@ -114,3 +114,20 @@ def test_a_float64_value_beyond_float32_is_out_of_range_not_infinite():
     image[0, 0, 0] = 1e300
     with pytest.raises(ValueError, match=r"must hold values in \[0, 1\]; this one spans 0 to 1e\+300"):
         enhance_image(tiny_model(), image, precision="fp32")
+
+
+def test_a_file_in_and_a_file_out_through_the_package_names(tmp_path):
+    # The README's example: read_image, enhance_photo and write_image from `import enhance`.
+    import enhance
+    from PIL import Image
+    rgba = np.dstack([(np.random.default_rng(0).random((24, 40, 3)) * 40).astype(np.uint8),
+                      np.full((24, 40), 200, np.uint8)])
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "dark.png")
+
+    photo = enhance.read_image(tmp_path / "dark.png")
+    written = enhance.write_image(tmp_path / "bright.png", enhance.enhance_photo(tiny_model(), photo, tile=0))
+
+    back = enhance.read_image(written)
+    assert back.pixels.shape == (24, 40, 3) and back.pixels.dtype == np.uint8
+    assert np.array_equal(back.alpha, photo.alpha)  # what the network does not touch comes back as it was
+    assert {"enhance_photo", "read_image", "write_image"} <= set(enhance.__all__)

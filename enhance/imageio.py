@@ -786,25 +786,34 @@ def _temp_path(path: Path) -> Path:
 # _temp_path's names: with their writer's process id and machine tag, and without (a name near the
 # limit, or one an older version wrote). Only our suffixes: nothing else is ever taken for ours.
 _OUR_SUFFIX = r"\.tmp\.(?i:png|jpe?g|webp|tiff?|bmp)"
-_TEMP_WITH_WRITER = re.compile(r"\.(?:.*\.)?enhance-(?P<pid>[0-9]+)-(?P<machine>[0-9a-f]{8})-[0-9a-f]{8}" + _OUR_SUFFIX)
-_TEMP_WITHOUT_WRITER = re.compile(r"\.(?:.*\.)?[0-9a-f]{8}" + _OUR_SUFFIX)
+# DOTALL: a stem may hold any character but "/", a newline included.
+_TEMP_WITH_WRITER = re.compile(r"\.(?:.*\.)?enhance-(?P<pid>[0-9]+)-(?P<machine>[0-9a-f]{8})-[0-9a-f]{8}" + _OUR_SUFFIX,
+                               re.DOTALL)
+_TEMP_WITHOUT_WRITER = re.compile(r"\.(?:.*\.)?[0-9a-f]{8}" + _OUR_SUFFIX, re.DOTALL)
+
+
+def _boot_scope() -> str | None:
+    """This boot of this machine's kernel and this process-id namespace (Linux), or None elsewhere.
+
+    A process id means something only within both. Without them (macOS, Windows, no /proc) the
+    host name alone would be the machine's tag, and two machines of one name writing to one
+    shared folder would take each other's files for a dead process's: nothing is removed then.
+    """
+    try:
+        return (Path("/proc/sys/kernel/random/boot_id").read_text().strip() + "\n"
+                + os.readlink("/proc/self/ns/pid"))
+    except OSError:
+        return None
 
 
 def _machine_tag() -> str:
     """8 hex digits for the machine as it runs now: host name, boot and process-id namespace.
 
-    A process id means something only there. Another machine writing to a shared disk, a
-    container with its own process ids, or a run before a restart has another tag, so that its
-    temporary files are never taken for a dead process's here.
+    Another machine writing to a shared disk, a container with its own process ids, or a run
+    before a restart has another tag, so that its temporary files are never taken for a dead
+    process's here (where _boot_scope can be read; elsewhere none is removed).
     """
-    parts = [socket.gethostname()]
-    for read in (lambda: Path("/proc/sys/kernel/random/boot_id").read_text().strip(),
-                 lambda: os.readlink("/proc/self/ns/pid")):
-        try:
-            parts.append(read())
-        except OSError:  # not Linux: the host name alone
-            parts.append("")
-    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:8]
+    return hashlib.sha256(f"{socket.gethostname()}\n{_boot_scope()}".encode()).hexdigest()[:8]
 
 
 def remove_leftover_temps(folder) -> tuple[list[Path], list[Path]]:
@@ -813,11 +822,13 @@ def remove_leftover_temps(folder) -> tuple[list[Path], list[Path]]:
 
     Removed are only plain files by _temp_path's name whose writer, on this machine, is no
     longer running. Unsure are files by its name whose writer cannot be checked: another
-    machine's (or container's, or a run's before a restart), or a name without a writer; they
-    are left alone, for the caller to name. Files of running writers are not listed.
+    machine's (or container's, or a run's before a restart), any file where the machine cannot
+    be told apart (not Linux), or a name without a writer; they are left alone, for the caller
+    to name. Files of running writers are not listed.
     """
     removed, unsure = [], []
     machine = _machine_tag()
+    judged_here = _boot_scope() is not None  # else a same-named machine's files would look like ours
     try:
         entries = sorted(os.scandir(folder), key=lambda entry: entry.name)
     except OSError:  # a folder we cannot read holds nothing we can clean
@@ -827,7 +838,7 @@ def remove_leftover_temps(folder) -> tuple[list[Path], list[Path]]:
         if not (owned or _TEMP_WITHOUT_WRITER.fullmatch(entry.name)) or not entry.is_file(follow_symlinks=False):
             continue  # not ours: ours are plain files by our names
         path = Path(folder, entry.name)
-        if not owned or owned["machine"] != machine:
+        if not owned or owned["machine"] != machine or not judged_here:
             unsure.append(path)
             continue
         gone = _process_gone(int(owned["pid"]))

@@ -178,8 +178,8 @@ def plan_jobs(inputs: list[tuple[Path, Path]], out_dir: Path, suffix: str, ext: 
             advice = "give them separate -o folders"
             if other.name == source.name and not recursive:
                 advice += ", or use -r from a folder above both to mirror its subfolders"
-            elif other.name == source.name:  # -r was given, but each was named on its own: no subfolder to mirror
-                above = os.path.commonpath([os.path.abspath(source.parent), os.path.abspath(other.parent)])
+            elif other.name == source.name and (above := _folder_above(source.parent, other.parent)):
+                # -r was given, but each was named on its own: there was no subfolder to mirror.
                 advice += (f", or name one folder above both, such as {above}, instead of each: -r mirrors "
                            "only the subfolders below a folder or glob that is named")
             errors.append(f"{source}: would write {destination}, which {other} also writes ({advice})")
@@ -187,6 +187,16 @@ def plan_jobs(inputs: list[tuple[Path, Path]], out_dir: Path, suffix: str, ext: 
         claimed[key] = source
         jobs.append(Job(source, destination))
     return jobs, errors
+
+
+def _folder_above(a: Path, b: Path) -> Optional[str]:
+    """The nearest folder holding both, or None when that is only a file system's root (or they
+    are on different Windows drives): running -r over a whole disk is no advice."""
+    try:
+        above = os.path.commonpath([os.path.abspath(a), os.path.abspath(b)])
+    except ValueError:  # different drives
+        return None
+    return None if Path(above) == Path(above).parent else above
 
 
 def _refuse_outputs_onto_themselves(jobs: list[Job], output: Path) -> tuple[list[Job], list[str]]:
@@ -460,9 +470,10 @@ def _clean_leftover_temps(folders: set[Path], label: str) -> None:
         print(f"{label}enhance run: removed {_count(len(removed), 'temporary file')} that a killed run of this "
               f"machine left: {_names(removed)}", file=sys.stderr)
     if unsure:
-        print(f"{label}enhance run: left alone {_count(len(unsure), 'temporary file')} that a run may still be "
-              f"writing (one on another machine, from before a restart, or by an older version); remove them once "
-              f"none is: {_names(unsure)}", file=sys.stderr)
+        print(f"{label}enhance run: left alone {_count(len(unsure), 'file')} named like enhance's temporary files, "
+              f"whose writer this machine cannot check (another machine's, one from before a restart, an older "
+              f"version's, or not enhance's at all); once no run is writing there, remove any that are: "
+              f"{_names(unsure)}", file=sys.stderr)
 
 
 def _count(n: int, noun: str) -> str:

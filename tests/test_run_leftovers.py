@@ -194,6 +194,22 @@ def test_only_our_temporary_files_of_dead_writers_here_are_removed(tmp_path):
         running.wait()
 
 
+def test_where_the_machine_cannot_be_told_apart_nothing_is_removed(tmp_path, monkeypatch):
+    # Without Linux's boot id the tag is the host name alone: a same-named Mac on a shared folder
+    # would have the same one, and its writer's process id means nothing here.
+    monkeypatch.setattr(imageio, "_boot_scope", lambda: None)
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])
+    ended.wait()
+    leftover = tmp_path / f".a.enhance-{ended.pid}-{imageio._machine_tag()}-0123abcd.tmp.jpg"
+    leftover.write_bytes(b"data")
+    assert remove_leftover_temps(tmp_path) == ([], [leftover]) and leftover.exists()
+
+
+def test_collision_advice_never_names_a_disks_root():
+    assert run_module._folder_above(Path("/shots/day1"), Path("/shots/day2")) == str(Path("/shots"))
+    assert run_module._folder_above(Path("/a/x"), Path("/b/y")) is None  # "-r over /" is no advice
+
+
 def test_temporary_names_carry_their_writer_and_are_recognised(tmp_path):
     if not hasattr(os, "pathconf") or os.pathconf(tmp_path, "PC_NAME_MAX") != 255:
         pytest.skip("this file system does not limit names to 255 bytes")

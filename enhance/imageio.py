@@ -881,15 +881,24 @@ def _longest_name(folder: Path) -> int:
     return longest if longest > 0 else 255  # -1: no fixed limit
 
 
+def side_limit_problem(path, height: int, width: int) -> str | None:
+    """Why a photo of this size cannot be written at `path` (JPEG's and WebP's side limits, MAX_SIDE),
+    or None. Callers with a long pass before the write (enhance run) ask before it."""
+    suffix = Path(path).suffix
+    limit = MAX_SIDE.get(suffix.lower())
+    if limit and max(height, width) > limit:
+        return f"{width}x{height} is too large for {suffix} (at most {limit:,} px a side)"
+    return None
+
+
 def _prepare_for_format(path: Path, photo: Photo, fmt: str):
     """Pixels (H x W x 3 RGB or H x W gray), alpha, ICC and EXIF as this format can hold them."""
     pixels = np.asarray(photo.pixels)
     if pixels.ndim != 3 or pixels.shape[2] != 3:
         raise ImageWriteError(path, f"pixels must be H x W x 3 (RGB), got shape {pixels.shape}")
-    height, width = pixels.shape[:2]
-    limit = MAX_SIDE.get(path.suffix.lower())
-    if limit and max(height, width) > limit:
-        raise ImageWriteError(path, f"{width}x{height} is too large for {fmt} (at most {limit:,} px a side)")
+    too_large = side_limit_problem(path, *pixels.shape[:2])
+    if too_large:
+        raise ImageWriteError(path, too_large)
     if photo.bit_depth == 32 and fmt in _HOLDS_FLOAT:
         dtype = np.float32
     elif photo.bit_depth >= 16 and fmt in _HOLDS_16BIT:

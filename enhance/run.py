@@ -28,8 +28,9 @@ import torch
 from tqdm import tqdm
 
 from .exposure import EXPOSURE_RANGE, check_stops
-from .imageio import (DEFAULT_MAX_PIXELS, MAX_SIDE, SUPPORTED_EXTENSIONS, ImageIOWarning, ImageReadError,
-                      ImageWriteError, is_image_path, output_extension, read_image, remove_leftover_temps, write_image)
+from .imageio import (DEFAULT_MAX_PIXELS, SUPPORTED_EXTENSIONS, ImageIOWarning, ImageReadError,
+                      ImageWriteError, is_image_path, output_extension, read_image, remove_leftover_temps,
+                      side_limit_problem, write_image)
 from .inference import DEVICES, PRECISIONS, resolve_device, resolve_precision
 from .models import DEFAULT_MODEL, list_models
 from .pipeline import ANY_EXPOSURE_MODEL, check_strength, enhance_photo, input_level_note
@@ -563,11 +564,7 @@ def _run_jobs(args, jobs: list[Job], failed: list[str], model, tile, exposure: f
 
 
 def _unwritable_size(destination: Path, photo) -> Optional[str]:
-    """Why the photo cannot be written at destination (JPEG's and WebP's side limits), or None.
-    write_image says so too, but only after the network pass, which may take minutes on such a photo."""
-    limit = MAX_SIDE.get(destination.suffix.lower())
-    height, width = photo.pixels.shape[:2]
-    if limit and max(height, width) > limit:
-        return (f"{width}x{height} is too large for {destination.suffix} (at most {limit:,} px a side); "
-                "use --ext png or --ext tif")
-    return None
+    """Why the photo cannot be written at destination, with the flags that can, or None: asked before
+    the network pass, which may take minutes on such a photo, rather than by write_image after it."""
+    too_large = side_limit_problem(destination, *photo.pixels.shape[:2])
+    return too_large and f"{too_large}; use --ext png or --ext tif"

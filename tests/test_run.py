@@ -12,6 +12,7 @@ import torch
 from PIL import Image
 
 from enhance.cli import main
+from enhance import imageio
 from enhance.imageio import read_image
 from enhance.inference import enhance_image
 from enhance.models import create_model
@@ -281,7 +282,7 @@ def test_a_photo_too_large_for_its_output_format_fails_before_the_network(photos
                                                                           capsys):
     from enhance import run as run_module
 
-    monkeypatch.setitem(run_module.MAX_SIDE, ".webp", 50)  # b.png is 56 px wide
+    monkeypatch.setitem(imageio.MAX_SIDE, ".webp", 50)  # b.png is 56 px wide
     monkeypatch.setattr(run_module, "enhance_photo", None)  # never reached
     assert run(photos / "b.png", "-o", tmp_path / "out", "--weights", weights, "--ext", "webp") == 1
     assert "56x40 is too large for .webp (at most 50 px a side); use --ext png" in capsys.readouterr().err

@@ -624,14 +624,17 @@ def _csv(text: str) -> list[str]:
 
 def add_arguments(parser) -> None:
     speed = parser.add_argument_group("speed and memory (the default task)")
+    # Every flag with a value says its default, as "(default X)"; argparse fills in %(default)s.
     speed.add_argument("--attention", default=",".join(ATTENTION_TYPES),
-                       help=f"comma-separated attention types (default: all: {','.join(ATTENTION_TYPES)})")
-    speed.add_argument("--sizes", default="256,512,1024,1280,2048", help="comma-separated square image sides in pixels")
-    speed.add_argument("--mode", default="infer,train", help="infer, train, or both (comma-separated)")
-    speed.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
-    speed.add_argument("--precision", default="fp32", choices=("fp32", "bf16"))
+                       help="comma-separated attention types (default all: %(default)s)")
+    speed.add_argument("--sizes", default="256,512,1024,1280,2048",
+                       help="comma-separated square image sides in pixels (default %(default)s)")
+    speed.add_argument("--mode", default="infer,train", help="infer, train, or both, comma-separated (default %(default)s)")
+    speed.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="where the cells run (default %(default)s)")
+    speed.add_argument("--precision", default="fp32", choices=("fp32", "bf16"),
+                       help="bf16: bfloat16 autocast (default %(default)s)")
     parser.add_argument("--model", default=DEFAULT_MODEL, choices=list_models(),
-                        help="registered model whose network is measured")
+                        help="registered model whose network is measured (default %(default)s)")
     speed.add_argument("--warmup", type=int, default=1, help="untimed runs per cell before timing (default 1)")
     speed.add_argument("--repeats", type=int, default=3, help="timed runs per cell; the median is reported (default 3)")
     speed.add_argument("--cell-seconds", type=float, default=30.0,

@@ -69,7 +69,7 @@ from .metrics import (
     ssim_gt_mean,
 )
 from .models import DEFAULT_MODEL, MODELS, get_entry
-from .pairs import IMAGE_EXTENSIONS, PairError, PairSet, find_pairs, find_unpaired, read_stem_list
+from .pairs import IMAGE_EXTENSIONS, PairError, PairSet, find_pairs, find_unpaired, natural_key, read_stem_list
 from .weights import WEIGHTS_DIR, WeightsError, load_model, sha256_of
 
 NO_REFERENCE_LABEL = "no-reference statistics — not a benchmark figure"
@@ -384,6 +384,27 @@ def _find(args) -> PairSet:
         raise
 
 
+def _say_left_out(folder: Path, pairset: PairSet) -> None:
+    """Name, in one line on stderr, what --no-reference does not read in `folder`: files that are
+    not images (sidecars, notes) and subfolders, which it does not enter. Hidden names (.DS_Store)
+    are not counted, as `enhance run` does not count them."""
+    read = {pair.low for pair in pairset.pairs}
+    left_out = sorted((p for p in folder.iterdir() if p not in read and not p.name.startswith(".")),
+                      key=lambda p: natural_key(p.name))
+    if not left_out:
+        return
+    folders = [p for p in left_out if p.is_dir()]
+    files = [p for p in left_out if not p.is_dir()]
+    parts = []
+    if files:
+        parts.append(f"{len(files)} file{'s' * (len(files) != 1)} whose names are not those of images "
+                     f"({', '.join(IMAGE_EXTENSIONS)})")
+    if folders:
+        parts.append(f"{len(folders)} subfolder{'s' * (len(folders) != 1)} (only images directly in --data are read)")
+    names = ", ".join(f"{p}/" if p.is_dir() else str(p) for p in left_out[:3]) + (", ..." if len(left_out) > 3 else "")
+    print(f"enhance eval: left out {' and '.join(parts)}: {names}", file=sys.stderr)
+
+
 def _fmt(value, digits: int) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
@@ -463,6 +484,8 @@ def main(args) -> int:
         return _error(f"{err.filename}: {err.strerror}" if err.filename else str(err))
 
     print(f"dataset layout: {pairset.layout} ({len(pairset.pairs)} image{'s' * (len(pairset.pairs) != 1)})")
+    if args.no_reference:
+        _say_left_out(args.data, pairset)
     problems = pairset.problems()
     if problems:
         print(f"{len(problems)} problem(s) found; the images concerned are not evaluated:")

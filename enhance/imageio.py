@@ -256,7 +256,7 @@ def _read_with_pillow(path: Path, head: bytes, max_pixels: int) -> Photo:
 
 def _read_pillow_source(path: Path, source, head: bytes, max_pixels: int) -> Photo:
     """Read `path` with Pillow from `source`: the path itself, or the file opened."""
-    _raise_pillow_pixel_limit(max_pixels)
+    raise_pillow_pixel_limit(max_pixels)
     try:
         with warnings.catch_warnings():
             # Pillow only warns about sizes above our own limit, which we refuse below.
@@ -677,7 +677,7 @@ def _clean_exif(exif) -> bytes | None:
         return None
 
 
-def _raise_pillow_pixel_limit(max_pixels: int) -> None:
+def raise_pillow_pixel_limit(max_pixels: int) -> None:
     """Pillow has its own global decompression-bomb limit (about 89 Mpx warns, 179 Mpx
     refuses), lower than our default. Our `max_pixels` check is the guard that counts, so
     Pillow's limit is raised to it (never lowered), and whatever Pillow still refuses is

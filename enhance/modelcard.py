@@ -5,7 +5,9 @@
 The card (`weights/<name>.json`) records what a user needs to trust the file: architecture,
 parameter count, sha256, training data and licence, steps, wall time, hardware, and the
 validation figures (plain and GT-mean) beside the input's own. The printed sha256 goes into
-the registry (enhance/models.py), which `load_model` checks the file against.
+the registry (enhance/models.py), which `load_model` checks the file against. Weights or a card
+of that name already in the weights folder (the released saga-s, say) are replaced only with
+`--overwrite`, through a temporary name and a rename.
 
 By default it ships the run's best validation step (`best.safetensors`). With `--last` it ships
 the end of the schedule instead, the EMA weights in the run's final `checkpoint.pt`: the pick
@@ -74,8 +76,14 @@ def read_log(run: Path) -> list[dict]:
     return [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines() if line.strip()]
 
 
+def trained_on_lol_split(config: dict) -> bool:
+    """Whether the run validated on the committed LOL-v1 split, as the shipped weights do; a run on
+    one's own data names its own val_list (the LOL stems are not pairs there)."""
+    return Path(portable_config(config).get("val_list", "")) == Path("datasets/lol_v1_val.txt")
+
+
 def build_card(rows: list[dict], config: dict, name: str, hardware: str, weights: Path, earlier: list[dict],
-               shipped: dict) -> dict:
+               shipped: dict, training_data: str = TRAINING_DATA) -> dict:
     """`rows` and `config`: the run's log and config; `earlier`: what `earlier_stages` read before the
     shipped card was overwritten; `shipped`: the validation row (step and scores) of the shipped weights.
 
@@ -95,14 +103,16 @@ def build_card(rows: list[dict], config: dict, name: str, hardware: str, weights
         "parameters": sum(p.numel() for p in model.parameters()),
         "sha256": sha256_of(weights),
         "weights": "EMA of the training weights, fp32",
-        "training_data": TRAINING_DATA,
+        "training_data": training_data,
         "training_config": config,
         "steps_trained": sum(stage["shipped_step"] for stage in stages),
         "steps_run": sum(stage["steps"] for stage in stages),
         "wall_time_hours": round(sum(stage["wall_time_hours"] for stage in stages), 2),
         "hardware": hardware,
         "validation": {
-            "images": "30 pairs of datasets/lol_v1_val.txt, whole 600x400 images, output quantised to 8 bits",
+            "images": ("30 pairs of datasets/lol_v1_val.txt, whole 600x400 images, output quantised to 8 bits"
+                       if trained_on_lol_split(config) else
+                       f"the pairs of {config.get('val_list')}, whole images, output quantised to 8 bits"),
             "input_psnr": baseline.get("psnr"), "input_ssim": baseline.get("ssim"),
             **{k: shipped[k] for k in ("psnr", "ssim", "psnr_gt_mean", "ssim_gt_mean")},
             "precision": "bf16 autocast" if config.get("bf16") else "fp32",
@@ -114,8 +124,11 @@ def build_card(rows: list[dict], config: dict, name: str, hardware: str, weights
 def _write_atomically(path: Path, fill) -> None:
     """`fill(tmp)` writes the file under a temporary name; a crash never leaves a half-shipped file."""
     tmp = path.with_name(f".{path.name}.tmp")
-    fill(tmp)
-    tmp.replace(path)
+    try:
+        fill(tmp)
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -126,26 +139,50 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=WEIGHTS_DIR, help="weights folder (default: the repository's)")
     parser.add_argument("--last", action="store_true",
                         help="ship the end of the schedule (the final checkpoint's EMA) instead of the best validation step")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace weights and a model card of the same --name already in --out")
+    parser.add_argument("--training-data", metavar="TEXT",
+                        help="the training data and its licence, for the card (default: the LOL-v1 note for runs "
+                             "validated on datasets/lol_v1_val.txt, else \"not described\")")
     args = parser.parse_args(argv)
     needed = ["config.json", "log.jsonl"] + (["checkpoint.pt"] if args.last else ["best.json", "best.safetensors"])
     missing = [name for name in needed if not (args.run / name).is_file()]
     if missing:
         raise SystemExit(f"{args.run}: not a finished training run folder (no {', '.join(missing)})")
-    args.out.mkdir(parents=True, exist_ok=True)
-    weights = args.out / f"{args.name}.safetensors"
     config = json.loads((args.run / "config.json").read_text())
+    training_data = args.training_data or TRAINING_DATA
+    if args.training_data is None and not trained_on_lol_split(config):
+        # Not LOL-v1's split, so the LOL note would be false; the data is the user's to describe.
+        training_data = (f"not described: the run validated on {portable_config(config).get('val_list')}, not "
+                         "LOL-v1's split (ship with --training-data to describe the data and its licence)")
+        print(f"{args.run}: the card says its training data is not described; pass --training-data \"...\"",
+              file=sys.stderr)
     rows = read_log(args.run)
     earlier = earlier_stages(config)  # before its card is replaced
+    # Everything that can refuse the run is read before --out is made: a refusal leaves no empty folder.
     if args.last:
         ema, shipped = final_step(args.run, rows)
+    else:
+        shipped = json.loads((args.run / "best.json").read_text())
+    weights, card_path = args.out / f"{args.name}.safetensors", args.out / f"{args.name}.json"
+    # The default --out is the repository's weights/: shipping as saga-s would replace the released model.
+    existing = [path for path in (weights, card_path) if path.exists()]
+    if existing and not args.overwrite:
+        also = f" (as does {existing[1]})" if len(existing) > 1 else ""
+        raise SystemExit(f"{existing[0]}: already exists{also}; pass --overwrite to replace "
+                         f"{'them' if also else 'it'}, or ship under another --name")
+    try:
+        args.out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise SystemExit(f"{args.out}: cannot create the weights folder ({err.strerror or err})") from None
+    if args.last:
         model = create_model(config["model"], attention=config.get("attention", "saga"))
         model.load_state_dict(ema)
         save_weights(model, weights, name=config["model"])  # atomic: a temporary name, then a rename
     else:
-        shipped = json.loads((args.run / "best.json").read_text())
         _write_atomically(weights, lambda tmp: shutil.copyfile(args.run / "best.safetensors", tmp))
-    card = build_card(rows, config, args.name, args.hardware, weights, earlier, shipped)
-    _write_atomically(args.out / f"{args.name}.json", lambda tmp: tmp.write_text(json.dumps(card, indent=2) + "\n"))
+    card = build_card(rows, config, args.name, args.hardware, weights, earlier, shipped, training_data)
+    _write_atomically(card_path, lambda tmp: tmp.write_text(json.dumps(card, indent=2) + "\n"))
     print(f"{weights}: sha256 {card['sha256']} (put it in enhance/models.py)")
     return 0
 

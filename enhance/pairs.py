@@ -3,8 +3,11 @@
 Recognised layouts (folder names are matched case-insensitively); the name in quotes is what
 :attr:`PairSet.layout` reports:
 
-- "LOL-v1 (<folder>)": a folder holding ``low/`` and ``high/``, e.g. ``LOLdataset/eval15``,
-  ``LOLdataset/our485`` or ``../shared/datasets/LOL-v1-train``.
+- "LOL-v1 (<folder>)": a LOL-v1 folder holding ``low/`` and ``high/``: ``eval15/`` or
+  ``our485/`` (LOL-v1's own split names), or a folder whose name contains "LOL", e.g.
+  ``../shared/datasets/LOL-v1-train``.
+- "low/high folders (<folder>)": any other folder holding ``low/`` and ``high/`` (a user's own
+  pairs): the layout is LOL's, but the images need not be LOL's, so it is not called LOL-v1.
 - "LOL-v1 (eval15; ...)": the LOL-v1 root, holding ``eval15/`` and/or ``our485/``.
 - "LOL-v2-real (Test)" / "LOL-v2-synthetic (Test)": a split folder holding ``Low/`` and
   ``Normal/``, e.g. ``LOL-v2/Real_captured/Test``; the category folder
@@ -46,6 +49,8 @@ from pathlib import Path
 import tifffile
 from PIL import Image
 
+from .imageio import DEFAULT_MAX_PIXELS, raise_pillow_pixel_limit
+
 __all__ = [
     "IMAGE_EXTENSIONS",
     "PairError",
@@ -59,7 +64,7 @@ __all__ = [
     "pair_key",
 ]
 
-IMAGE_EXTENSIONS = (".png", ".webp", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+IMAGE_EXTENSIONS = (".png", ".webp", ".jpg", ".jpeg", ".jfif", ".jpe", ".bmp", ".tif", ".tiff")
 
 EXPECTED_LAYOUTS = (
     "low/+high/ (LOL-v1), eval15/ or our485/ holding those, "
@@ -77,6 +82,7 @@ _SPLIT_FOLDERS = (
 # Split folder names, test split first: that is the one evaluation picks when several exist.
 _SPLIT_NAMES = ("eval15", "our485", "Test", "Train")
 _TRAIN_SPLITS = ("our485", "Train")  # the ones training picks first
+_LOL_V1_SPLITS = ("eval15", "our485")
 SPLITS = ("test", "train")  # what find_pairs(split=...) takes
 _LOLV2_CATEGORIES = {"real_captured": "LOL-v2-real", "synthetic": "LOL-v2-synthetic"}
 
@@ -237,6 +243,7 @@ def image_size(path: Path) -> tuple[int, int]:
         # Pillow's decompression-bomb guard is about decoding; read_image applies the project's own limit then.
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         try:
+            raise_pillow_pixel_limit(DEFAULT_MAX_PIXELS)  # as read_image does: the same photos pass both
             im = Image.open(path)
         except Image.DecompressionBombError as err:  # not an OSError: check_sizes would let it out as a traceback
             raise OSError(f"too large for a header check ({err})") from None
@@ -339,8 +346,19 @@ def _split_folders(folder: Path) -> tuple[str, Path, Path] | None:
         if low is not None and high is not None:
             if dataset == "LOL-v2":
                 dataset = _LOLV2_CATEGORIES.get(folder.parent.name.lower(), dataset)
+            elif dataset == "LOL-v1" and not _is_lol_v1(folder):
+                # low/ and high/ is also how people lay out their own pairs: a report must not
+                # call their photos a LOL-v1 benchmark.
+                dataset = "low/high folders"
             return dataset, low, high
     return None
+
+
+def _is_lol_v1(folder: Path) -> bool:
+    """Whether a folder holding low/ and high/ is LOL-v1's: one of its splits (eval15/, our485/),
+    or a folder named after it (LOLdataset, LOL-v1-train)."""
+    name = folder.name.lower()
+    return name in _LOL_V1_SPLITS or "lol" in name
 
 
 def _recognise(data: Path, split: str = "test") -> tuple[str, Path, Path]:
@@ -390,7 +408,7 @@ def _recognise(data: Path, split: str = "test") -> tuple[str, Path, Path]:
     images = [p for p in data.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS]
     if images:
         hint = " (it holds images directly, not folders of pairs)"  # eval adds its --no-reference
-        if any(re.match(r"(?:low|high)[_-]?\d", p.stem, re.IGNORECASE) for p in images):
+        if any(_PREFIX.match(p.stem) for p in images):
             # low_001.png beside high_001.png: one folder of each is all that is missing.
             hint = (" (it holds images directly, not folders of pairs: move the low_ images into low/ and the "
                     "high_ ones into high/)")

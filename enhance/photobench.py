@@ -36,7 +36,7 @@ from .weights import REPO_ROOT, UntrainedModelError, load_model, save_weights
 def add_arguments(parser) -> None:
     group = parser.add_argument_group("photo pipeline (enhance/photobench.py)")
     group.add_argument("--photo", metavar="MP", help="comma-separated photo sizes in megapixels, e.g. 1,4,12,24")
-    group.add_argument("--photo-args", default="", help="extra `enhance run` options, e.g. \"--tile 512\"")
+    group.add_argument("--photo-args", default="", help="extra `enhance run` options, e.g. \"--tile 512\" (default none)")
 
 
 def synthetic_photo(path: Path, megapixels: float) -> tuple[int, int]:

@@ -626,6 +626,10 @@ def read_log_rows(log_path: Path) -> list[str]:
     return rows
 
 
+def under_torchrun() -> bool:
+    return "RANK" in os.environ and "WORLD_SIZE" in os.environ
+
+
 def train(cfg: TrainConfig, data_dir: Path, out: Path, resume: bool = False, max_steps: Optional[int] = None,
           quiet: bool = False, config_path: Optional[Path] = None) -> Path:
     """Train, checkpointing into `out`; returns the path of the best EMA weights (rank 0).
@@ -634,12 +638,31 @@ def train(cfg: TrainConfig, data_dir: Path, out: Path, resume: bool = False, max
     resume test runs N steps, stops, and continues. Stopped by SIGTERM or Ctrl-C, it checkpoints and
     raises SystemExit(130), so that `enhance train ... && ship` does not ship an unfinished run.
     config_path only names the config in error messages.
+
+    A run that fails before it writes anything (bad data, a val_list that does not fit it) removes
+    the run folder, and the parents, that it made: an empty folder would look like a run.
     """
+    made = [folder for folder in (out, *out.parents) if not folder.exists()]  # what out.mkdir will make
+    try:
+        return _train(cfg, data_dir, out, resume, max_steps, quiet, config_path)
+    except BaseException:
+        # Under torchrun another process may still be about to write into the folder: leave it.
+        if not under_torchrun():
+            try:
+                for folder in made:
+                    folder.rmdir()  # refuses a folder that holds anything
+            except OSError:
+                pass  # a folder holding files, or not there (never made), stays as it is
+        raise
+
+
+def _train(cfg: TrainConfig, data_dir: Path, out: Path, resume: bool, max_steps: Optional[int],
+           quiet: bool, config_path: Optional[Path]) -> Path:
     source = config_path or "config"
     cfg.check(source)  # from_file checked it already; a TrainConfig built in code has not been
     # Before the process group forms: no rank can have written into `out` yet.
     check_run_folder(out, resume)
-    distributed = "RANK" in os.environ and "WORLD_SIZE" in os.environ
+    distributed = under_torchrun()
     if distributed:
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
     rank, world = (dist.get_rank(), dist.get_world_size()) if distributed else (0, 1)
@@ -864,7 +887,24 @@ def train(cfg: TrainConfig, data_dir: Path, out: Path, resume: bool = False, max
             print(f"stopped at step {step} of {cfg.steps}; the checkpoint is {ckpt_path}: "
                   f"continue with --resume --out {out}", file=sys.stderr)
         raise SystemExit(130)
+    if rank == 0 and not quiet:
+        print(end_of_run_message(out, step, cfg.steps, max_steps), file=sys.stderr)
     return out / "best.safetensors"
+
+
+def end_of_run_message(out: Path, step: int, steps: int, max_steps: Optional[int]) -> str:
+    """The last line of a run that was not stopped by a signal: where it stopped, what it saved, how to go on."""
+    if step < steps:  # --max-steps ended it before the schedule did
+        return (f"stopped at step {step} of {steps} (--max-steps {max_steps}); checkpoint saved: "
+                f"{out / 'checkpoint.pt'}; continue with --resume --out {out}")
+    best_card = out / "best.json"
+    if best_card.exists():
+        best = json.loads(best_card.read_text())
+        best_text = (f"best weights: {out / 'best.safetensors'} (step {best['step']}, "
+                     f"validation PSNR {best['psnr']:.2f} dB)")
+    else:  # every validation gave a NaN or infinite PSNR
+        best_text = "no best weights (no validation gave a finite PSNR)"
+    return f"finished all {steps} steps; {best_text}; log: {out / 'log.jsonl'}; curves: {out / 'curves.png'}"
 
 
 def add_arguments(parser) -> None:

@@ -469,7 +469,8 @@ def test_second_stage_starts_from_shipped_weights_and_its_card_counts_both(datas
         assert torch.equal(started[key], value), key
 
     assert train(stage2, data, tmp_path / "stage2", "--resume") == 0
-    assert ship([str(tmp_path / "stage2"), "--name", "tiny", "--hardware", "test CPU", "--out", str(weights)]) == 0
+    assert ship([str(tmp_path / "stage2"), "--name", "tiny", "--hardware", "test CPU", "--out", str(weights),
+                 "--overwrite"]) == 0  # stage 2 replaces the weights it started from
     second = json.loads((weights / "tiny.json").read_text())
     best1, best2 = (json.loads((tmp_path / run / "best.json").read_text())["step"] for run in ("stage1", "stage2"))
     assert first["steps_trained"] == best1 and first["steps_run"] == 6

@@ -122,10 +122,15 @@ def test_a_png_size_is_read_without_decoding_its_pixels_unless_exif_follows_them
 
 
 def test_an_image_over_pillows_header_limit_is_a_line_not_a_traceback(tmp_path, monkeypatch):
+    import enhance.pairs
     low, high = tmp_path / "low.png", tmp_path / "high.png"
     Image.fromarray(STORED).save(low)
     Image.fromarray(STORED).save(high)
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 10)  # 48 pixels is over twice that: Pillow refuses at open
+    # Under the project's own limit, Pillow's is raised to it, as read_image does: the header is read.
+    assert check_sizes([ImagePair("1", low, high)]) == []
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 10)
+    monkeypatch.setattr(enhance.pairs, "DEFAULT_MAX_PIXELS", 10)  # over both limits: Pillow refuses
     lines = check_sizes([ImagePair("1", low, high)])
     assert len(lines) == 1 and lines[0].startswith("1: cannot read image size (too large for a header check")
 

@@ -7,16 +7,14 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
 
 from enhance import bench
 from enhance.cli import main
-from enhance.models import create_model
 from enhance.modelcard import main as ship
 from enhance.pairs import find_pairs
-from enhance.weights import save_weights
 from test_pairs import make_split
 from test_train_own_data import config_file, own_data
+from test_run import weights  # noqa: F401 - a fixture used by name
 
 
 def train(config: Path, data: Path, out: Path, *extra) -> int:
@@ -94,13 +92,6 @@ def test_a_root_of_own_splits_is_not_lol_v1_either(tmp_path):
     assert find_pairs(tmp_path / "mine", split="train").layout == ("low/high folders (Train; training split chosen, "
                                                                     "Test/ also present)")
 
-
-@pytest.fixture(scope="module")
-def weights(tmp_path_factory) -> Path:
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("weights") / "m.safetensors"
-    save_weights(create_model("saga-s"), path, name="saga-s")
-    return path
 
 
 def test_train_and_eval_label_own_data_as_low_high_folders(own_pairs, weights, tmp_path, capsys):

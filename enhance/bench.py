@@ -31,7 +31,10 @@ import json
 import math
 import os
 import platform
-import resource
+try:
+    import resource  # peak memory and the address-space cap; Unix only
+except ImportError:  # Windows: no peak memory figure, no cap
+    resource = None
 import signal
 import statistics
 import subprocess
@@ -122,7 +125,7 @@ def _rss_peak_mb() -> float:
     Linux: VmHWM of /proc/self/status. Not ru_maxrss: the kernel carries the RSS of the process
     that forked this one across exec into ru_maxrss, so a parent holding 450 MB made every
     child's peak read at least 450 MB. Elsewhere ru_maxrss is all there is (KiB on Linux and
-    BSD, bytes on macOS; this tool assumes KiB).
+    BSD, bytes on macOS). Windows has neither: nan.
     """
     try:
         for line in Path("/proc/self/status").read_text().splitlines():
@@ -130,7 +133,10 @@ def _rss_peak_mb() -> float:
                 return int(line.split()[1]) / 1024  # kB
     except OSError:
         pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    if resource is None:
+        return math.nan
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 1024
 
 
 def _reset_rss_peak() -> None:
@@ -245,7 +251,7 @@ def _is_out_of_memory(err: BaseException) -> bool:
 def _cell_main(spec_json: str) -> int:
     """Entry point of the child: measure one cell and print its result as the last stdout line."""
     spec = json.loads(spec_json)
-    if spec["device"] == "cpu" and spec.get("max_mem_gb"):
+    if spec["device"] == "cpu" and spec.get("max_mem_gb") and resource is not None:
         # An address-space (virtual memory) cap: a bit stricter than an RSS cap of the same size,
         # since libraries reserve address space they never touch. Not for CUDA, whose driver
         # reserves far more address space than the GPU has memory.
@@ -275,7 +281,7 @@ def measure_cell(spec: dict, timeout: float) -> dict:
     for line in reversed(proc.stdout.splitlines()):
         if line.startswith(RESULT_MARK):
             return json.loads(line[len(RESULT_MARK):])
-    if proc.returncode == -signal.SIGKILL:
+    if proc.returncode == -getattr(signal, "SIGKILL", 9):  # Windows has no SIGKILL (nor an OOM killer)
         # The kernel's OOM killer: the machine ran out of memory before the address-space cap did.
         return {"status": "oom", "note": "killed by SIGKILL (the kernel's out-of-memory killer?)"}
     last_error = (proc.stderr.strip().splitlines() or [f"exit status {proc.returncode}"])[-1]
@@ -567,7 +573,8 @@ def write_atomically(path: Path, flag: str, write: Callable[[Path], None]) -> No
 
 
 def write_text(path: Path, flag: str, text: str) -> None:
-    write_atomically(path, flag, lambda temporary: temporary.write_text(text))
+    # UTF-8 whatever the locale: reports hold Δ and ±, which Windows' code pages cannot encode.
+    write_atomically(path, flag, lambda temporary: temporary.write_text(text, encoding="utf-8"))
 
 
 def write_json(records, path: Path, flag: str = "--json") -> None:
@@ -641,7 +648,7 @@ def add_arguments(parser) -> None:
                        help="stop repeating once a cell's timed runs took this long (default 30)")
     speed.add_argument("--timeout", type=float, default=300.0, help="seconds before a cell is killed (default 300)")
     speed.add_argument("--max-mem-gb", type=float, default=16.0,
-                       help="CPU: address-space cap of each cell's process, in GiB (default 16; 0: none)")
+                       help="CPU: address-space cap of each cell's process, in GiB (default 16; 0: none; not on Windows)")
     speed.add_argument("--threads", type=int, default=0, help="torch threads per cell (default 0: PyTorch's choice)")
     out = parser.add_argument_group("outputs (an existing file is replaced)")
     out.add_argument("--json", type=Path, help="write the results as JSON (not with --ablation)")

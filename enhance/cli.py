@@ -40,6 +40,10 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    # Output redirected on Windows is written in the ANSI code page, strictly: a "Δ" in a table, or
+    # a photo's name in another script, would end the command after its work was done.
+    if hasattr(sys.stdout, "reconfigure"):  # not a test's replacement stream
+        sys.stdout.reconfigure(errors="backslashreplace")
     command = next((a for a in argv if not a.startswith("-")), None)
     try:
         parser = build_parser(command if command in SUBCOMMANDS else None)

@@ -166,7 +166,7 @@ def evaluate(model, pairset: PairSet, *, gt_mean: bool = False, tta: bool = Fals
         # "<stem>.png" in a folder of inputs could replace an input image: refuse.
         input_folders = {p.low.parent.resolve() for p in pairset.pairs}
         input_folders |= {p.high.parent.resolve() for p in pairset.pairs if p.high is not None}
-        if save_dir.resolve() in input_folders:
+        if save_dir.resolve() in input_folders or any(_same_folder(save_dir, folder) for folder in input_folders):
             raise ValueError(f"--save-dir {save_dir}: that folder holds input images; choose another")
         taken = [f"{p.stem}.png" for p in pairset.pairs if (save_dir / f"{p.stem}.png").exists()]
         if taken and not overwrite:
@@ -384,6 +384,15 @@ def _find(args) -> PairSet:
         raise
 
 
+def _same_folder(a: Path, b: Path) -> bool:
+    """One folder under two spellings: data/LOW is data/low on a file system that ignores case
+    (macOS, Windows), which resolve() does not see."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist (yet)
+        return False
+
+
 def _say_left_out(folder: Path, pairset: PairSet) -> None:
     """Name, in one line on stderr, what --no-reference does not read in `folder`: files that are
     not images (sidecars, notes) and subfolders, which it does not enter. Hidden names (.DS_Store)
@@ -466,7 +475,8 @@ def main(args) -> int:
         return _error(f"--tile {args.tile}: use 0 (whole image) or a tile side in pixels")
     if args.no_reference and args.gt_mean:
         return _error("--gt-mean needs ground truth; it cannot be used with --no-reference")
-    if args.save_dir is not None and args.data is not None and args.save_dir.resolve() == args.data.resolve():
+    if args.save_dir is not None and args.data is not None and (args.save_dir.resolve() == args.data.resolve()
+                                                                 or _same_folder(args.save_dir, args.data)):
         return _error(f"--save-dir {args.save_dir}: will not write into the --data folder itself")
     if args.report is not None:  # checked before the run, not after it: a long evaluation is not lost
         if args.report.is_dir():

@@ -102,9 +102,19 @@ def compare_tiled_with_whole(extra: list[str], megapixels: float = 2.0) -> str:
             f"max-abs {max_abs * 255:.4f}/255, PSNR {similarity:.1f} dB.")
 
 
+GNU_TIME = "/usr/bin/time"  # GNU time: its -v prints the peak RSS of the whole process
+
+
+def gnu_time_missing() -> str | None:
+    """Why run_one cannot measure here, or None. macOS's /usr/bin/time has no -v; Windows has none."""
+    if not sys.platform.startswith("linux") or not os.access(GNU_TIME, os.X_OK):
+        return f"--photo measures with GNU time ({GNU_TIME} -v), which this system lacks (on Debian/Ubuntu: apt install time)"
+    return None
+
+
 def run_one(photo: Path, out_dir: Path, extra: list[str]) -> tuple[float, float]:
-    """(wall seconds, peak RSS in MB) of `enhance run` on one photo, measured by /usr/bin/time -v."""
-    command = ["/usr/bin/time", "-v", sys.executable, "-m", "enhance", "run", str(photo), "-o", str(out_dir),
+    """(wall seconds, peak RSS in MB) of `enhance run` on one photo, measured by GNU time -v."""
+    command = [GNU_TIME, "-v", sys.executable, "-m", "enhance", "run", str(photo), "-o", str(out_dir),
                "--overwrite", *extra]
     # This checkout's `enhance`, as bench.measure_cell's cells: not another copy installed in the
     # environment, and found from any working folder.
@@ -137,6 +147,8 @@ def main(args) -> int:
         raise SystemExit("--plot: --photo writes no plot; its report is a table (--markdown, --json)")
     for flag, path in (("--json", args.json), ("--markdown", args.markdown)):
         check_output(path, flag)
+    if missing := gnu_time_missing():
+        raise SystemExit(missing)
     tile = _option(extra, "--tile", "auto")
     tile = int(tile) if tile.isdigit() else CPU_TILE
     try:

@@ -19,6 +19,7 @@ import signal
 import sys
 import threading
 import time
+import unicodedata
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -155,6 +156,10 @@ def _file_key(path: Path) -> str:
     except (OSError, RuntimeError):  # a symlink loop: reading it fails later, by name
         # Its folder resolved, so that a glob's ** reaching it round another loop finds one file.
         resolved = os.path.join(os.path.realpath(path.parent), path.name)
+    if sys.platform == "darwin":
+        # normcase folds nothing there, but APFS and HFS+ ignore case (and Unicode normalisation) by
+        # default: IMG.JPG and img.jpg are one file. On a case-sensitive volume this only refuses more.
+        return unicodedata.normalize("NFC", resolved).casefold()
     return os.path.normcase(resolved)
 
 

@@ -19,13 +19,18 @@ import json
 import math
 import os
 import random
+import shutil
 import signal
 import sys
 import time
-import tomllib
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Optional
+
+try:
+    import tomllib
+except ImportError:  # Python 3.10: the same parser, before it joined the standard library as tomllib
+    import tomli as tomllib
 
 import numpy as np
 import torch
@@ -626,6 +631,17 @@ def read_log_rows(log_path: Path) -> list[str]:
     return rows
 
 
+def missing_compiler() -> Optional[str]:
+    """Why torch.compile cannot build its kernels here, or None. It compiles C++ (MSVC's cl on
+    Windows; g++ or clang++ elsewhere, e.g. Xcode's command-line tools on a Mac) and would fail
+    with a long traceback at the first step, after the data had loaded."""
+    if sys.platform == "win32":
+        return None if shutil.which("cl") else "MSVC's C++ compiler (cl) is not on the PATH"
+    if os.environ.get("CXX") or any(shutil.which(name) for name in ("g++", "clang++", "c++")):
+        return None
+    return "no C++ compiler (g++, clang++ or $CXX) was found"
+
+
 def under_torchrun() -> bool:
     return "RANK" in os.environ and "WORLD_SIZE" in os.environ
 
@@ -748,7 +764,11 @@ def _train(cfg: TrainConfig, data_dir: Path, out: Path, resume: bool, max_steps:
         (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
 
     net = torch.nn.parallel.DistributedDataParallel(model) if distributed else model
-    if cfg.compile:
+    if cfg.compile and (missing := missing_compiler()):
+        if rank == 0 and not quiet:
+            print(f"{source}: compile = true, but {missing}: training runs without torch.compile (slower steps)",
+                  file=sys.stderr)
+    elif cfg.compile:
         net = torch.compile(net, dynamic=False)  # one static graph per patch stage, no dynamic-shape code
     stopper = StopRequested()
 

@@ -169,6 +169,7 @@ def test_photo_runs_this_checkouts_enhance(tmp_path, monkeypatch):
 
 def test_photo_writes_markdown_and_json_naming_machine_and_precision(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(photobench, "run_one", lambda photo, out_dir, extra: (2.0, 300.0))
+    monkeypatch.setattr(photobench, "gnu_time_missing", lambda: None)  # run_one, which needs it, is replaced
     monkeypatch.setattr(photobench, "compare_tiled_with_whole", lambda extra: "tiled vs whole: fine.")
     monkeypatch.setattr(photobench, "flops_per_megapixel", lambda model, tile: 1e11)
     monkeypatch.setattr(photobench, "matmul_tflops", lambda dtype: 1.0)
@@ -196,8 +197,21 @@ def test_a_cell_or_photo_size_named_twice_is_measured_once(tmp_path, monkeypatch
 
     photos = []
     monkeypatch.setattr(photobench, "run_one", lambda photo, out_dir, extra: photos.append(photo) or (2.0, 300.0))
+    monkeypatch.setattr(photobench, "gnu_time_missing", lambda: None)
     monkeypatch.setattr(photobench, "compare_tiled_with_whole", lambda extra: "tiled vs whole: fine.")
     monkeypatch.setattr(photobench, "flops_per_megapixel", lambda model, tile: 1e11)
     monkeypatch.setattr(photobench, "matmul_tflops", lambda dtype: 1.0)
     assert cli_main(["bench", "--photo", "0.01,0.010,0.02"]) == 0
     assert len(photos) == 2
+
+
+def test_photo_without_gnu_time_is_a_usage_error_before_any_photo(tmp_path, monkeypatch, capsys):
+    # macOS's /usr/bin/time has no -v and Windows has none: this was a misleading "enhance run failed".
+    monkeypatch.setattr(photobench, "GNU_TIME", str(tmp_path / "no-time"))
+    monkeypatch.setattr(photobench, "run_one", lambda *args: pytest.fail("a photo was measured"))
+    fails_with_usage_error(["--photo", "0.01"], capsys, "--photo measures with GNU time")
+
+
+def test_reports_are_utf8_whatever_the_locale(tmp_path):
+    bench.write_text(tmp_path / "r.md", "--markdown", "Δ ± ≥\n")
+    assert (tmp_path / "r.md").read_bytes() == "Δ ± ≥\n".encode("utf-8")

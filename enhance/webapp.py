@@ -257,6 +257,11 @@ class EnhanceHandler:
         except (MemoryError, torch.OutOfMemoryError):
             raise gr.Error(f"{name}: not enough memory for a {photo.megapixels:.1f} MP photo; "
                            "try a smaller tile size", print_exception=False) from None
+        except OSError as err:  # e.g. a full disk under the feature maps a big photo spills to files
+            raise gr.Error(f"{name}: {err.strerror or err}", print_exception=False) from None
+        except Exception as err:  # noqa: BLE001 - said on the page, as enhance run says it; the log keeps the traceback
+            first_line = str(err).splitlines()[0] if str(err) else ""
+            raise gr.Error(f"{name}: {type(err).__name__}: {first_line}") from err
         last = _NetworkResult(key, photo, enhanced)
         with self._last_lock:
             self._last = last

@@ -152,3 +152,26 @@ def test_strength_zero_still_runs_the_network_so_the_next_strength_is_quick(tmp_
 
     _, _, info = handler(str(source), strength=0.6)
     assert model.passes == 1 and "applied to the last result" in info
+
+
+class BrokenNet(SquareRootNet):
+    """A network whose pass fails as a full disk or a bug would."""
+
+    def __init__(self, error: Exception):
+        super().__init__(create_model("saga-s").config)
+        self.error = error
+
+    def forward(self, x, run_op=None):
+        raise self.error
+
+
+@pytest.mark.parametrize("error, message", [
+    (OSError(28, "No space left on device"), "night.png: No space left on device"),
+    (RuntimeError("something inside PyTorch\nmore lines"), "night.png: RuntimeError: something inside PyTorch"),
+])
+def test_a_failed_network_pass_is_said_on_the_page_with_the_photos_name(tmp_path, error, message):
+    # Before: Gradio's generic "Error", with nothing to go on.
+    source = save_photo(tmp_path / "night.png", dark_pixels(24, 32))
+    with pytest.raises(gr.Error) as raised:
+        make_handler(BrokenNet(error).eval(), tmp_path)(str(source), tile="0")
+    assert raised.value.message == message

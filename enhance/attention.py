@@ -20,6 +20,7 @@ that is what makes tiled inference of a huge photo equal to the whole-image pass
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from typing import Callable, Optional
 
@@ -28,6 +29,32 @@ import torch.nn.functional as F
 from torch import nn
 
 ATTENTION_TYPES = ("saga", "linear", "channel", "sra", "softmax")
+
+
+def autocast_available(device_type: str) -> bool:
+    """Whether this PyTorch has autocast for `device_type`.
+
+    Asked by constructing one, a test that works in every PyTorch version (older ones lack
+    torch.amp.is_autocast_available). PyTorch 2.2-2.4 have no MPS autocast and raise
+    RuntimeError for it even with enabled=False.
+    """
+    try:
+        torch.autocast(device_type=device_type, enabled=False)
+    except RuntimeError:
+        return False
+    return True
+
+
+def autocast_off(device_type: str):
+    """A context that runs its block without autocast on `device_type`, for the steps kept in fp32.
+
+    Where this PyTorch has no autocast for the device (MPS before PyTorch 2.5), nothing there
+    can be autocast either, so there is nothing to turn off: a null context.
+    """
+    try:
+        return torch.autocast(device_type=device_type, enabled=False)
+    except RuntimeError:
+        return contextlib.nullcontext()
 
 
 def feature_map(x: torch.Tensor) -> torch.Tensor:
@@ -119,7 +146,7 @@ class SAGAttention(nn.Module):
         fp16 overflows on sums over megapixels and bf16 keeps 3 significant digits, so the state
         is accumulated in fp32: its matmul is d x N x d per head, a small share of the FLOPs.
         """
-        with torch.autocast(device_type=k_gated.device.type, enabled=False):
+        with autocast_off(k_gated.device.type):
             k = self._split_heads(k_gated).float()
             v = self._split_heads(v_gated).float()
             S = k @ v.transpose(-1, -2)

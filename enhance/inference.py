@@ -6,11 +6,13 @@
 
 from __future__ import annotations
 
+import os
 from typing import Callable, Optional, Union
 
 import numpy as np
 import torch
 
+from .attention import autocast_available
 from .imageio import convert_pixels
 from .network import SAGAUNet
 from .tiling import precision_context, run_tiled, to_unit_float
@@ -47,6 +49,20 @@ def resolve_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
+def _cpu_has_native_bf16() -> bool:
+    """Whether oneDNN reports native bf16 instructions on this CPU.
+
+    A PyTorch built without oneDNN (macOS arm64 builds may be) can lack the query itself, or
+    fail when asked: that means no native bf16 here.
+    """
+    if not torch.backends.mkldnn.is_available():
+        return False
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
 def resolve_precision(name: str, device: torch.device) -> Optional[torch.dtype]:
     """The autocast dtype, or None for fp32.
 
@@ -57,10 +73,15 @@ def resolve_precision(name: str, device: torch.device) -> Optional[torch.dtype]:
         raise ValueError(f"unknown precision {name!r}; choose one of {', '.join(PRECISIONS)}")
     if name == "fp16" and device.type == "cpu":
         raise ValueError("--precision fp16 is for GPUs; on a CPU use bf16 or fp32")
+    if name in ("bf16", "fp16") and not autocast_available(device.type):
+        # Else torch.autocast would fail deep inside the run (MPS before PyTorch 2.5).
+        newer = ", or PyTorch 2.5 or newer" if device.type == "mps" else ""
+        raise ValueError(f"--precision {name}: PyTorch {torch.__version__} has no autocast on {device.type}; "
+                         f"use fp32{newer}")
     if name == "auto":
         if device.type == "cuda":
             return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        if device.type == "cpu" and torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        if device.type == "cpu" and _cpu_has_native_bf16():
             return torch.bfloat16
         return None
     return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[name]
@@ -72,18 +93,30 @@ def precision_name(name: str, device: torch.device) -> str:
     return {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[resolve_precision(name, device)]
 
 
+# Where Linux says how much memory is available; a module constant so tests can point it elsewhere.
+_MEMINFO = "/proc/meminfo"
+
+
 def available_memory(device: torch.device) -> int:
     """Bytes the process can still use on `device`."""
     if device.type == "cuda":
         free, _ = torch.cuda.mem_get_info(device)
         return free
     try:
-        with open("/proc/meminfo") as f:
+        with open(_MEMINFO) as f:
             for line in f:
                 if line.startswith("MemAvailable:"):
                     return int(line.split()[1]) * 1024
     except OSError:
         pass
+    # No /proc (macOS): half the physical memory, as free memory is not known and the system
+    # and other programs hold some of it. Windows has no os.sysconf.
+    try:
+        pages, page_size = os.sysconf("SC_PHYS_PAGES"), os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        pages = page_size = 0
+    if pages > 0 and page_size > 0:
+        return pages * page_size // 2
     return 4 << 30  # unknown platform: assume 4 GiB
 
 

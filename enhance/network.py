@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .attention import ATTENTION_TYPES, SAGAttention, dense_chunks, make_attention
+from .attention import ATTENTION_TYPES, SAGAttention, autocast_off, dense_chunks, make_attention
 
 
 @dataclass(frozen=True)
@@ -144,7 +144,7 @@ class OutputHead(nn.Conv2d):
     """
 
     def forward(self, feat: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
-        with torch.autocast(device_type=feat.device.type, enabled=False):
+        with autocast_off(feat.device.type):
             return image.float() + super().forward(feat.float())
 
 

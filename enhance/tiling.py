@@ -175,7 +175,7 @@ _STATE_HOOK = _ThreadStateHook()
 
 
 def _raw_bytes(t: torch.Tensor) -> memoryview:
-    """A byte view of a contiguous tensor, for os.preadv/pwritev (bf16 has no NumPy dtype)."""
+    """A byte view of a contiguous tensor, to read or write a file into (bf16 has no NumPy dtype)."""
     return memoryview(t.view(torch.uint8).numpy()).cast("B")
 
 
@@ -185,12 +185,23 @@ def _raw_bytes(t: torch.Tensor) -> memoryview:
 IO_CHUNK = 256 * 1024
 
 
-def _transfer(call: Callable[[int, list, int], int], fd: int, data: memoryview, offset: int) -> None:
-    """os.preadv or os.pwritev of all of `data` at `offset`, in IO_CHUNK pieces."""
+def _transfer(file, name: str, data: memoryview, offset: int) -> None:
+    """Read (name "preadv") or write ("pwritev") all of `data` at `offset` of `file`, in IO_CHUNK pieces.
+
+    With os.preadv / os.pwritev where they exist. Windows has neither: there the file object
+    seeks, then reads or writes. That is safe because each DiskMap is used by one thread, so
+    nothing moves the file's position between the seek and the call.
+    """
+    positioned = getattr(os, name, None)
     while data:
-        done = call(fd, [data[:IO_CHUNK]], offset)
-        if done <= 0:
-            raise OSError(f"temporary feature-map file: {call.__name__} stopped short")
+        piece = data[:IO_CHUNK]
+        if positioned is not None:
+            done = positioned(file.fileno(), [piece], offset)
+        else:
+            file.seek(offset)
+            done = file.readinto(piece) if name == "preadv" else file.write(piece)
+        if not done:  # 0: the file ended, or nothing was written
+            raise OSError(f"temporary feature-map file: {name} stopped short")
         data, offset = data[done:], offset + done
 
 
@@ -212,7 +223,9 @@ class DiskMap:
         assert batch == 1
         self.shape, self.dtype = torch.Size(shape), dtype
         self._row = width * channels * dtype.itemsize
-        self._file = tempfile.TemporaryFile(prefix="saga-map-")  # in $TMPDIR; deleted when closed
+        # In $TMPDIR; deleted when closed. Unbuffered: every read and write goes to the file at
+        # once, with os.preadv / os.pwritev or without them (_transfer).
+        self._file = tempfile.TemporaryFile(prefix="saga-map-", buffering=0)
         self._file.truncate(height * self._row)
         self._writing: Optional[tuple[int, torch.Tensor, int]] = None  # (top, rows, columns filled)
         self._read: Optional[tuple[int, torch.Tensor]] = None  # (top, rows) last fetched
@@ -224,7 +237,7 @@ class DiskMap:
         self.flush()
         if self._read is None or not (self._read[0] <= top and bottom <= self._read[0] + len(self._read[1])):
             rows = self._band(bottom - top)
-            _transfer(os.preadv, self._file.fileno(), _raw_bytes(rows), top * self._row)
+            _transfer(self._file, "preadv", _raw_bytes(rows), top * self._row)
             self._read = (top, rows)
         first, rows = self._read
         return rows[top - first:bottom - first, left:right].permute(2, 0, 1).unsqueeze(0)  # (1, C, h, w)
@@ -246,7 +259,7 @@ class DiskMap:
         top, rows, filled = self._writing
         if filled != self.shape[3]:
             raise RuntimeError(f"feature-map band at row {top} has {filled} of {self.shape[3]} columns")
-        _transfer(os.pwritev, self._file.fileno(), _raw_bytes(rows), top * self._row)
+        _transfer(self._file, "pwritev", _raw_bytes(rows), top * self._row)
         self._writing = None
 
     def release(self) -> None:

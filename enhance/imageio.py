@@ -771,20 +771,17 @@ def _temp_path(path: Path) -> Path:
     name length; otherwise it is short, so that any name that can be written can be written.
 
     It names its writer, `enhance-PID-MACHINE-`, so that a later run can remove it if a kill -9
-    stopped that process before it could (remove_leftover_temps). A final name within a few
-    bytes of the limit keeps its stem visible instead, and a leftover of it can only be named.
+    stopped that process before it could (remove_leftover_temps).
     """
-    token = secrets.token_hex(4)
-    owned = f"enhance-{os.getpid()}-{_machine_tag()}-{token}"
-    longest = _longest_name(path.parent)
-    for name in (f".{path.stem}.{owned}.tmp{path.suffix}", f".{path.stem}.{token}.tmp{path.suffix}"):
-        if len(os.fsencode(name)) <= longest:
-            return path.with_name(name)
-    return path.with_name(f".{owned}.tmp{path.suffix}")
+    owned = f"enhance-{os.getpid()}-{_machine_tag()}-{secrets.token_hex(4)}"
+    name = f".{path.stem}.{owned}.tmp{path.suffix}"
+    if len(os.fsencode(name)) > _longest_name(path.parent):
+        name = f".{owned}.tmp{path.suffix}"
+    return path.with_name(name)
 
 
-# _temp_path's names: with their writer's process id and machine tag, and without (a name near the
-# limit, or one an older version wrote). Only our suffixes: nothing else is ever taken for ours.
+# _temp_path's names: with their writer's process id and machine tag, and without (as older versions
+# wrote them). Only our suffixes: nothing else is ever taken for ours.
 _OUR_SUFFIX = r"\.tmp\.(?i:png|jpe?g|webp|tiff?|bmp)"
 # DOTALL: a stem may hold any character but "/", a newline included.
 _TEMP_WITH_WRITER = re.compile(r"\.(?:.*\.)?enhance-(?P<pid>[0-9]+)-(?P<machine>[0-9a-f]{8})-[0-9a-f]{8}" + _OUR_SUFFIX,

@@ -445,14 +445,46 @@ def _main(args) -> int:
     jobs = jobs[rank::world]
     plan_errors = (plan_errors + unreadable)[rank::world]
     if not jobs and not plan_errors:
-        return 0  # under torchrun, more processes than photos: the others have them all
+        status = 0  # under torchrun, more processes than photos: the others have them all
+    else:
+        try:
+            status = _run_jobs(args, jobs, plan_errors, model, tile, exposure, strength, jpeg_quality, max_pixels,
+                               label=f"[rank {rank}/{world}] " if world > 1 else "")
+        finally:
+            if world == 1:  # under torchrun another process may still write into the folder
+                _remove_if_unused(args.output, made_folders)
+    return _finish_with_the_others(status, rank, world)
 
+
+def _finish_with_the_others(status: int, rank: int, world: int) -> int:
+    """The exit status of this process, once every process of a torchrun has done its share.
+
+    torchrun stops all its processes as soon as one exits with a non-zero status. A share with a
+    bad photo (status 1) ended quickly would stop the others' work, and so would every resume:
+    the batch could never finish. So each process waits for the others, and rank 0 alone
+    reports the failures of all (each process has named its own). An interrupt (130) ends at
+    once, as it should. Without torchrun's rendezvous (MASTER_ADDR) there is no one to wait for.
+    """
+    if world == 1 or status not in (0, 1) or "MASTER_ADDR" not in os.environ:
+        return status
+    import datetime
+
+    import torch.distributed as dist
+
+    # gloo, on any device: one integer. Days, not the default 30 minutes: shares of a big batch end
+    # hours apart.
+    dist.init_process_group("gloo", timeout=datetime.timedelta(days=7))
     try:
-        return _run_jobs(args, jobs, plan_errors, model, tile, exposure, strength, jpeg_quality, max_pixels,
-                         label=f"[rank {rank}/{world}] " if world > 1 else "")
+        failing = torch.tensor([status])
+        dist.all_reduce(failing)  # the number of processes whose share had failures
     finally:
-        if world == 1:  # under torchrun another process may still write into the folder
-            _remove_if_unused(args.output, made_folders)
+        dist.destroy_process_group()
+    if rank != 0:
+        return 0
+    if failing.item():
+        print(f"enhance run: photos failed in {failing.item()} of {world} processes (their 'failed:' lines above)",
+              file=sys.stderr)
+    return 1 if failing.item() else 0
 
 
 def _say_left_out(files: list[Path], why: str) -> None:
@@ -550,8 +582,8 @@ def _run_jobs(args, jobs: list[Job], failed: list[str], model, tile, exposure: f
             files_bar.close()
             for line in failed:
                 print(f"failed: {line}", file=sys.stderr)
-            print(f"\n{label}interrupted after {_count(done, 'photo')} ({len(failed)} failed before); "
-                  "no partial file was written", file=sys.stderr)
+            print(f"\n{label}interrupted after {_count(done, 'photo')} ({skipped} skipped, {len(failed)} failed "
+                  "before); no partial file was written", file=sys.stderr)
             return 130
         except Exception as err:  # noqa: BLE001 - one bad photo must not stop the batch
             failed.append(f"{job.source}: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}")

@@ -369,6 +369,22 @@ def test_an_output_that_is_a_file_fails_once_before_any_photo_is_enhanced(photos
 
 
 @pytest.mark.slow
+def test_a_bad_photo_in_one_share_does_not_stop_the_other_processes(photos, weights, tmp_path):
+    # torchrun stops every process when one exits non-zero: rank 1's quick failure used to end
+    # rank 0's share early, and every resume again, so the batch could never be finished sharded.
+    (photos / "broken.png").rename(photos / "0-broken.png")  # sorted first: rank 0's share
+    out = tmp_path / "out"
+    result = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+         str(ROOT / "cli.py"), "run", str(photos), "-o", str(out), "--weights", str(weights), "-r", "--tile", "0"],
+        capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert result.returncode == 1, result.stderr[-2000:]
+    assert written(out) == ["a.jpg", "b.png", "sub/c.png"]  # every good photo, the bad one's share included
+    assert "enhance run: photos failed in 1 of 2 processes" in result.stderr
+    assert "interrupted" not in result.stderr
+
+
+@pytest.mark.slow
 def test_torchrun_shards_the_files_between_two_processes(photos, weights, tmp_path):
     (photos / "broken.png").unlink()
     out = tmp_path / "out"

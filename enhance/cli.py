@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import os
 import sys
 
@@ -44,6 +45,8 @@ def main(argv: list[str] | None = None) -> int:
     # a photo's name in another script, would end the command after its work was done.
     if hasattr(sys.stdout, "reconfigure"):  # not a test's replacement stream
         sys.stdout.reconfigure(errors="backslashreplace")
+    # tifffile logs its own warnings about damaged TIFFs; the command's one-line error names the file and says it.
+    logging.getLogger("tifffile").setLevel(logging.ERROR)
     command = next((a for a in argv if not a.startswith("-")), None)
     try:
         parser = build_parser(command if command in SUBCOMMANDS else None)

@@ -99,6 +99,12 @@ if not features.check("avif"):  # Pillow >= 11.3 decodes AVIF itself; older ones
         pass
 
 
+# Camera RAW formats: sensor data that needs a RAW converter (demosaicing, white balance). Many are
+# TIFF inside, and reading one as a TIFF would give its small embedded preview, silently.
+RAW_EXTENSIONS: tuple[str, ...] = (
+    ".dng", ".cr2", ".cr3", ".crw", ".nef", ".nrw", ".arw", ".srf", ".sr2", ".orf", ".rw2", ".raf", ".pef",
+    ".srw", ".x3f", ".3fr", ".erf", ".kdc", ".dcr", ".mrw", ".mos", ".iiq", ".raw",
+)
 SUPPORTED_EXTENSIONS: tuple[str, ...] = (
     ".png", ".jpg", ".jpeg", ".jfif", ".jpe", ".webp", ".tif", ".tiff", ".bmp", ".heic", ".heif", ".avif", ".gif",
 )
@@ -207,6 +213,9 @@ def output_extension(input_path, ext: str) -> str:
 def read_image(path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Photo:
     """Read an image file into a `Photo`; raise `ImageReadError` if that is not possible."""
     path = Path(path)
+    if path.suffix.lower() in RAW_EXTENSIONS:
+        raise ImageReadError(path, "a camera RAW file, which this tool does not read (it needs a RAW converter); "
+                                   "export it as a 16-bit TIFF or a JPEG first")
     head = _read_head(path)
     if head.startswith(_TIFF_SIGNATURES):
         photo = _read_deep_tiff(path, max_pixels)

@@ -29,7 +29,7 @@ import torch
 from tqdm import tqdm
 
 from .exposure import EXPOSURE_RANGE, check_stops
-from .imageio import (DEFAULT_MAX_PIXELS, SUPPORTED_EXTENSIONS, ImageIOWarning, ImageReadError,
+from .imageio import (DEFAULT_MAX_PIXELS, RAW_EXTENSIONS, SUPPORTED_EXTENSIONS, ImageIOWarning, ImageReadError,
                       ImageWriteError, is_image_path, output_extension, read_image, remove_leftover_temps,
                       side_limit_problem, write_image)
 from .inference import DEVICES, PRECISIONS, resolve_device, resolve_precision
@@ -437,7 +437,10 @@ def _main(args) -> int:
         _remove_if_unused(args.output, made_folders)
         raise  # the command says "interrupted" and exits with 130
     if rank == 0:
-        _say_left_out(not_images, f"whose names are not those of photos ({', '.join(SUPPORTED_EXTENSIONS)})")
+        raw = [f for f in not_images if f.suffix.lower() in RAW_EXTENSIONS]
+        _say_left_out(raw, "in a camera RAW format, which needs a RAW converter (export as 16-bit TIFF or JPEG)")
+        _say_left_out([f for f in not_images if f not in raw],
+                      f"whose names are not those of photos ({', '.join(SUPPORTED_EXTENSIONS)})")
         _say_left_out(earlier_outputs, "that are this run's own outputs, written by an earlier run")
     if not jobs and not plan_errors and not unreadable:
         print("enhance run: no image files found in the inputs", file=sys.stderr)

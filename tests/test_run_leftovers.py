@@ -231,3 +231,14 @@ def test_a_jfif_jpeg_is_read_and_comes_back_as_a_jpg():
     for name in ("a.jfif", "a.JFIF", "a.jpe"):
         assert is_image_path(Path(name)) and output_extension(name, "same") == ".jpg"
     assert output_extension("a.jfif", "png") == ".png"
+
+
+def test_camera_raw_files_are_named_as_such(tmp_path, capsys):
+    # A DNG is a TIFF inside: read as one, it gave its small embedded preview without a word.
+    (tmp_path / "shots").mkdir()
+    Image.fromarray(dark_rgb(24, 32)).save(tmp_path / "shots" / "IMG_0001.DNG", format="TIFF")
+    with pytest.raises(imageio.ImageReadError, match="a camera RAW file, which this tool does not read"):
+        read_image(tmp_path / "shots" / "IMG_0001.DNG")
+    assert run(tmp_path / "shots", "-o", tmp_path / "out") == 2  # nothing else to enhance
+    assert ("left out 1 file in a camera RAW format, which needs a RAW converter"
+            in capsys.readouterr().err)

@@ -445,18 +445,52 @@ def _main(args) -> int:
     if not jobs and not plan_errors and not unreadable:
         print("enhance run: no image files found in the inputs", file=sys.stderr)
         return 2
+    together = world > 1 and _join_the_others()
+    already_done = 0
+    if together and args.skip_existing and not args.overwrite:
+        # Shard what is left to do, not every photo: else a resume can leave one process all the
+        # work. Every process looks before any writes (the barrier), so all see the same outputs.
+        left = [job for job in jobs if job.destination.is_dir() or not _output_exists(job.destination)]
+        already_done = len(jobs) - len(left) if rank == 0 else 0
+        jobs = left
+        _barrier()
     jobs = jobs[rank::world]
     plan_errors = (plan_errors + unreadable)[rank::world]
-    if not jobs and not plan_errors:
+    if not jobs and not plan_errors and not already_done:
         status = 0  # under torchrun, more processes than photos: the others have them all
     else:
         try:
             status = _run_jobs(args, jobs, plan_errors, model, tile, exposure, strength, jpeg_quality, max_pixels,
-                               label=f"[rank {rank}/{world}] " if world > 1 else "")
+                               label=f"[rank {rank}/{world}] " if world > 1 else "", already_done=already_done)
         finally:
             if world == 1:  # under torchrun another process may still write into the folder
                 _remove_if_unused(args.output, made_folders)
-    return _finish_with_the_others(status, rank, world)
+    return _finish_with_the_others(status, rank, world) if together else status
+
+
+def _output_exists(destination: Path) -> bool:
+    """An output there already: a file, or a link to nothing (the user's too: a moved or annexed file)."""
+    return destination.exists() or destination.is_symlink()
+
+
+# Under torchrun: a gloo process group over all processes, on any device (it carries a few integers).
+# Days, not the default 30 minutes: the shares of a big batch may end hours apart.
+def _join_the_others() -> bool:
+    """Join torchrun's other processes; False where there is no rendezvous (RANK set by hand)."""
+    if "MASTER_ADDR" not in os.environ:
+        return False
+    import datetime
+
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", timeout=datetime.timedelta(days=7))
+    return True
+
+
+def _barrier() -> None:
+    import torch.distributed as dist
+
+    dist.barrier()
 
 
 def _finish_with_the_others(status: int, rank: int, world: int) -> int:
@@ -466,17 +500,12 @@ def _finish_with_the_others(status: int, rank: int, world: int) -> int:
     bad photo (status 1) ended quickly would stop the others' work, and so would every resume:
     the batch could never finish. So each process waits for the others, and rank 0 alone
     reports the failures of all (each process has named its own). An interrupt (130) ends at
-    once, as it should. Without torchrun's rendezvous (MASTER_ADDR) there is no one to wait for.
+    once, as it should.
     """
-    if world == 1 or status not in (0, 1) or "MASTER_ADDR" not in os.environ:
-        return status
-    import datetime
-
     import torch.distributed as dist
 
-    # gloo, on any device: one integer. Days, not the default 30 minutes: shares of a big batch end
-    # hours apart.
-    dist.init_process_group("gloo", timeout=datetime.timedelta(days=7))
+    if status not in (0, 1):
+        return status
     try:
         failing = torch.tensor([status])
         dist.all_reduce(failing)  # the number of processes whose share had failures
@@ -522,10 +551,11 @@ def _count(n: int, noun: str) -> str:
 
 
 def _run_jobs(args, jobs: list[Job], failed: list[str], model, tile, exposure: float, strength: float,
-              jpeg_quality: int, max_pixels: int, label: str) -> int:
-    """Enhance and write every job; a photo that fails is named, and the batch goes on."""
+              jpeg_quality: int, max_pixels: int, label: str, already_done: int = 0) -> int:
+    """Enhance and write every job; a photo that fails is named, and the batch goes on.
+    already_done: outputs found before the jobs were shared out (--skip-existing under torchrun)."""
     failed = list(failed)
-    done = skipped = 0
+    done, skipped = 0, already_done
     megapixels = 0.0
     start = time.perf_counter()
     _clean_leftover_temps({job.destination.parent for job in jobs}, label)
@@ -538,7 +568,7 @@ def _run_jobs(args, jobs: list[Job], failed: list[str], model, tile, exposure: f
             # A link to nothing is the user's too (a moved file, an annexed one not here): it is
             # treated as an existing output, where the rename would replace the link unsaid.
             dangling = job.destination.is_symlink() and not job.destination.exists()
-            if (dangling or job.destination.exists()) and not args.overwrite:
+            if _output_exists(job.destination) and not args.overwrite:
                 if args.skip_existing:
                     skipped += 1
                     continue

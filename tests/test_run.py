@@ -385,6 +385,30 @@ def test_a_bad_photo_in_one_share_does_not_stop_the_other_processes(photos, weig
 
 
 @pytest.mark.slow
+def test_a_sharded_resume_shares_out_what_is_left(photos, weights, tmp_path):
+    # Shared out before the skip, a resume whose done photos were all rank 0's left rank 1 all the work.
+    from enhance import run as run_module
+    (photos / "broken.png").unlink()
+    for i in range(3):
+        Image.fromarray(dark_rgb(24, 32, 10 + i)).save(photos / f"d{i}.png")
+    out = tmp_path / "out"
+    jobs, _ = run_module.plan_jobs(run_module.collect_inputs([str(photos)], True), out, "", "same", True)
+    assert len(jobs) == 6
+    for job in jobs[0::2]:  # rank 0's share when every photo is shared out: as if it had finished first
+        job.destination.parent.mkdir(parents=True, exist_ok=True)
+        job.destination.write_bytes(b"an earlier output")
+    result = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+         str(ROOT / "cli.py"), "run", str(photos), "-o", str(out), "--weights", str(weights), "-r", "--tile", "0",
+         "--skip-existing"],
+        capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "[rank 0/2] done 2, skipped 3" in result.stdout and "[rank 1/2] done 1, skipped 0" in result.stdout
+    assert all(job.destination.read_bytes() == b"an earlier output" for job in jobs[0::2])  # skipped, not redone
+    assert all(read_image(job.destination).pixels.shape[2] == 3 for job in jobs[1::2])
+
+
+@pytest.mark.slow
 def test_torchrun_shards_the_files_between_two_processes(photos, weights, tmp_path):
     (photos / "broken.png").unlink()
     out = tmp_path / "out"
